@@ -1,0 +1,47 @@
+# Rolecall: `make deps` once, then `make test`. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+BUILD   := $(CURDIR)/build
+VENV    := $(BUILD)/venv
+STAMP   := $(BUILD)/.deps-$(shell cat tests/requirements.txt .ci/apt-packages | sha1sum | cut -c1-12)
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CARGO   ?= cargo
+export ROLECALL_VENV := $(VENV)
+
+.PHONY: help deps build test lint bench demo run clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+deps: $(STAMP) ## install Debian packages and the Python test tools (idempotent)
+
+$(STAMP): tests/requirements.txt .ci/apt-packages
+	@missing=$$(for p in $$(cat .ci/apt-packages); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+	@rm -f $(BUILD)/.deps-*; touch $@
+
+build: ## build the rolecall binary (debug)
+	$(CARGO) build --workspace --bins
+
+test: deps ## everything CI runs: format, lints, unit and integration tests
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) build --workspace --bins --locked
+	$(CARGO) test --workspace --all-targets --locked
+
+bench: deps ## print the benchmark tables
+	$(CARGO) bench -p rolecall-core --bench splice --locked
+
+demo: deps build ## a throwaway HOME, a local STS, a demo key with MFA and three roles
+	@bash installers/demo.sh
+
+run: demo ## for now the same as demo
+
+clean:
+	rm -rf $(BUILD) target

@@ -1,0 +1,31 @@
+//! `rolecall clear [PROFILE…]`.
+
+use rolecall_core::Targets;
+use rolecall_core::config::Paths;
+
+use crate::cli::ClearArgs;
+use crate::cmd::engine;
+
+pub async fn run(paths: Paths, args: ClearArgs) -> anyhow::Result<u8> {
+    let engine = engine(paths).await?;
+    let all = args.profiles.is_empty();
+    let targets = if all {
+        Targets::All
+    } else {
+        Targets::Some(args.profiles)
+    };
+    let removed = engine.clear(&targets).await?;
+    if removed.is_empty() {
+        println!("no managed sections to remove");
+    } else {
+        println!(
+            "removed [{}] from {}",
+            removed.join("], ["),
+            engine.credentials_file().path().display()
+        );
+    }
+    if all {
+        println!("forgot cached MFA sessions (long-lived keys are kept)");
+    }
+    Ok(crate::exit::OK)
+}

@@ -1,0 +1,70 @@
+//! `rolecall keys add|import|list|remove`.
+
+use rolecall_core::config::Paths;
+use rolecall_core::credentials::Credentials;
+
+use crate::cli::Keys;
+use crate::cmd::{engine, rfc3339};
+use crate::prompt::read_key;
+
+pub async fn run(paths: Paths, keys: Keys) -> anyhow::Result<u8> {
+    let engine = engine(paths).await?;
+    match keys {
+        Keys::Add { name, mfa_serial } => {
+            let (id, secret) = read_key()?;
+            let key = Credentials {
+                access_key_id: id,
+                secret_access_key: secret.into(),
+                session_token: None,
+                expiration: None,
+            };
+            engine.add_key(&name, key, mfa_serial).await?;
+            println!("stored the key of source {name} in the keychain");
+        }
+        Keys::Import {
+            profile,
+            as_name,
+            scrub,
+        } => {
+            let done = engine
+                .import_key(&profile, as_name.as_deref(), scrub)
+                .await?;
+            println!(
+                "stored the key of [{profile}] as source {} in the keychain",
+                done.source
+            );
+            if done.scrubbed {
+                println!(
+                    "removed [{profile}] from {}",
+                    engine.credentials_file().path().display()
+                );
+            }
+        }
+        Keys::List { json } => {
+            let list = engine.list_keys().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if list.is_empty() {
+                println!("no sources; add one with `rolecall keys add NAME`");
+            } else {
+                for s in list {
+                    let key = s.key_id.as_deref().unwrap_or("(no key stored)");
+                    let mfa = s.mfa_serial.as_deref().unwrap_or("no MFA");
+                    let session = s
+                        .session_expiration
+                        .map(|e| format!("session until {}", rfc3339(e)))
+                        .unwrap_or_else(|| "no session".into());
+                    println!("{}  {key}  {mfa}  {session}", s.name);
+                }
+            }
+        }
+        Keys::Remove { name } => {
+            if engine.remove_key(&name).await? {
+                println!("removed source {name}");
+            } else {
+                println!("no source named {name}");
+            }
+        }
+    }
+    Ok(crate::exit::OK)
+}

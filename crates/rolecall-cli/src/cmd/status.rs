@@ -1,0 +1,74 @@
+//! `rolecall status [--json]`.
+
+use rolecall_core::config::Paths;
+
+use crate::cli::StatusArgs;
+use crate::cmd::{engine, rfc3339, short};
+
+pub async fn run(paths: Paths, args: StatusArgs) -> anyhow::Result<u8> {
+    let engine = engine(paths).await?;
+    let status = engine.status().await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(crate::exit::OK);
+    }
+    if status.is_empty() {
+        println!(
+            "no profiles configured; add one to {}",
+            engine.paths().config_file.display()
+        );
+        return Ok(crate::exit::OK);
+    }
+    let rows: Vec<[String; 6]> = status
+        .iter()
+        .map(|s| {
+            [
+                format!("{}{}", s.profile, if s.active { " *" } else { "" }),
+                s.upstream.clone(),
+                s.role_arn.clone().unwrap_or_else(|| "(session)".into()),
+                s.state.to_string(),
+                s.expiration.map(rfc3339).unwrap_or_else(|| "-".into()),
+                s.seconds_left
+                    .filter(|l| *l > 0)
+                    .map(|l| short(std::time::Duration::from_secs(l)))
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let header = ["PROFILE", "FROM", "ROLE", "STATE", "EXPIRES", "LEFT"];
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[&str]| {
+        let mut out = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(c);
+            } else {
+                out.push_str(&format!("{c:w$}  ", w = widths[i]));
+            }
+        }
+        out
+    };
+    println!("{}", line(&header));
+    for r in &rows {
+        println!(
+            "{}",
+            line(&r.iter().map(String::as_str).collect::<Vec<_>>())
+        );
+    }
+    for s in status.iter().filter(|s| s.message.is_some()) {
+        eprintln!(
+            "{}: {}",
+            s.profile,
+            s.message.as_deref().unwrap_or_default()
+        );
+    }
+    if status.iter().any(|s| s.active) {
+        println!("(* mirrored into [default])");
+    }
+    Ok(crate::exit::OK)
+}

@@ -1,0 +1,148 @@
+//! `rolecall`: keeps AWS temporary credentials fresh.
+//!
+//! This binary only parses arguments, builds the engine and prints; all logic lives in
+//! `rolecall-core`. Errors are printed once, with their cause chain, on stderr.
+
+mod cli;
+mod cmd;
+mod prompt;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+/// Exit codes, as documented in `rolecall --help`.
+pub mod exit {
+    /// Everything worked.
+    pub const OK: u8 = 0;
+    /// Some profiles failed (the others were done).
+    pub const FAILED: u8 = 1;
+    /// Bad usage or configuration.
+    pub const USAGE: u8 = 2;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.log_format);
+    // files Rolecall creates (config, lock, temp files) are private to the user
+    #[cfg(unix)]
+    set_private_umask();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rolecall: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("rolecall: {err:#}");
+            let code = match err.downcast_ref::<rolecall_core::Error>() {
+                Some(
+                    rolecall_core::Error::Config(_)
+                    | rolecall_core::Error::UnknownProfile { .. }
+                    | rolecall_core::Error::UnknownSource { .. }
+                    | rolecall_core::Error::BadMfaCode(_),
+                ) => exit::USAGE,
+                _ => exit::FAILED,
+            };
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let mut paths = rolecall_core::config::Paths::from_env();
+    if let Some(c) = &cli.config {
+        paths.config_file = c.clone();
+    }
+    match cli.command {
+        Command::Completions { shell } => cmd::completions::run(shell),
+        Command::Keys(k) => cmd::keys::run(paths, k).await,
+        Command::Import(a) => cmd::import::run(paths, a).await,
+        Command::Refresh(a) => cmd::refresh::run(paths, a).await,
+        Command::Status(a) => cmd::status::run(paths, a).await,
+        Command::Use(a) => cmd::use_::run(paths, a).await,
+        Command::Exec(a) => cmd::exec::run(paths, a).await,
+        Command::Export(a) => cmd::export::run(paths, a).await,
+        Command::CredentialProcess(a) => cmd::export::credential_process(paths, a).await,
+        Command::Clear(a) => cmd::clear::run(paths, a).await,
+        Command::Doctor => cmd::doctor::run(paths).await,
+    }
+}
+
+fn init_logging(verbose: u8, format: cli::LogFormat) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    // the CLI reports outcomes itself; logs are for -v and ROLECALL_LOG
+    let default = match verbose {
+        0 => "error",
+        1 => "info,aws_config=warn,aws_smithy_runtime=warn",
+        2 => "debug,aws_config=info,aws_smithy_runtime=info,hyper=info",
+        _ => "trace",
+    };
+    let wanted =
+        EnvFilter::try_from_env("ROLECALL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // whatever was asked for, these crates log signed requests and STS response bodies (keys and
+    // tokens) below these levels: a second filter caps them, so secrets never reach a log
+    let caps = SECRET_SAFE_CAPS.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |t, (target, level)| t.with_target(*target, *level),
+    );
+    let ansi = std::io::stderr().is_terminal();
+    let layer = match format {
+        cli::LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        cli::LogFormat::Text => tracing_subscriber::fmt::layer()
+            .without_time()
+            .with_target(false)
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(layer.with_filter(wanted).with_filter(caps))
+        .init();
+}
+
+/// Log levels above which third-party crates could print credentials.
+const SECRET_SAFE_CAPS: &[(&str, tracing::Level)] = {
+    use tracing::Level;
+    &[
+        ("aws_sigv4", Level::INFO),
+        ("aws_smithy_runtime", Level::INFO),
+        ("aws_smithy_runtime_api", Level::INFO),
+        ("aws_smithy_http", Level::DEBUG),
+        ("aws_smithy_http_client", Level::DEBUG),
+        ("aws_smithy_types", Level::DEBUG),
+        ("aws_sdk_sts", Level::DEBUG),
+        ("aws_runtime", Level::DEBUG),
+        ("aws_config", Level::DEBUG),
+        ("hyper", Level::INFO),
+        ("hyper_util", Level::INFO),
+        ("h2", Level::INFO),
+        ("rustls", Level::INFO),
+        ("dbus", Level::INFO),
+        ("keyring_core", Level::INFO),
+        ("dbus_secret_service_keyring_store", Level::INFO),
+    ]
+};
+
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn set_private_umask() {
+    // SAFETY: umask only changes this process's file-creation mask; it is called before the
+    // runtime starts any thread.
+    unsafe {
+        libc::umask(0o077);
+    }
+}

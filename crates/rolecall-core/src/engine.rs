@@ -1,0 +1,1226 @@
+//! The engine: one object that the CLI, the daemon and the tray app drive.
+//!
+//! [`Engine::builder`] wires config, keychain, STS and the credentials file; [`EngineHandle`]
+//! is cheap to clone and is what callers keep. Data flows one way: config → sources (keychain
+//! key → MFA session → role) → sinks (managed sections of the credentials file), and every
+//! change is announced on the event stream ([`EngineHandle::subscribe`]).
+//!
+//! The engine never prints, prompts or reads a TTY: MFA codes come through [`MfaPrompter`]
+//! or [`RefreshOptions::mfa_code`]. Blocking work (keychain, file writes) runs on tokio's
+//! blocking pool under a timeout; no lock is held across an `.await` except the refresh mutex,
+//! which exists precisely to serialise refreshes in one process (the file lock serialises
+//! processes).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::broadcast;
+
+use crate::config::{self, Config, ConfigEditor, Paths, Upstream};
+use crate::credentials::Credentials;
+use crate::credfile::{self, CredentialsFile, Edit, Section};
+use crate::error::Error;
+use crate::events::Event;
+use crate::sts::{self, AssumeRole, Sts, StsOptions};
+use crate::vault::{CachedSession, SecretStore, Vault};
+
+/// Name of the section that mirrors the active profile.
+pub const DEFAULT_SECTION: &str = "default";
+const KEYCHAIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Asks the user for an MFA code (a terminal prompt, the app's window).
+pub trait MfaPrompter: Send + Sync + 'static {
+    /// The current code of `mfa_serial` for `source`, or `None` when the user can't be asked.
+    fn mfa_code<'a>(
+        &'a self,
+        source: &'a str,
+        mfa_serial: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>>;
+}
+
+/// A prompter that never has a code (servers, scripts).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoPrompt;
+
+impl MfaPrompter for NoPrompt {
+    fn mfa_code<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>> {
+        Box::pin(async { None })
+    }
+}
+
+/// The wall clock, injectable so that expiry logic can be tested.
+pub trait Clock: Send + Sync + 'static {
+    /// Now.
+    fn now(&self) -> SystemTime;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// Builds an [`Engine`].
+pub struct EngineBuilder {
+    paths: Paths,
+    config: Arc<Config>,
+    store: Option<Arc<dyn SecretStore>>,
+    mfa: Arc<dyn MfaPrompter>,
+    clock: Arc<dyn Clock>,
+}
+
+impl EngineBuilder {
+    /// The validated configuration.
+    pub fn config(mut self, config: Arc<Config>) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The secret store (the OS keychain, or an in-memory store in tests and the demo).
+    pub fn secret_store(mut self, store: Arc<dyn SecretStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// How to ask for MFA codes.
+    pub fn mfa_prompter(mut self, mfa: Arc<dyn MfaPrompter>) -> Self {
+        self.mfa = mfa;
+        self
+    }
+
+    /// The wall clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Loads the STS configuration and returns the engine.
+    pub async fn build(self) -> Result<Engine, Error> {
+        let s = &self.config.settings;
+        let sts = Sts::new(StsOptions {
+            attempt_timeout: s.sts_timeout,
+            max_attempts: s.sts_max_attempts,
+            ..StsOptions::default()
+        })
+        .await;
+        let store = match self.store {
+            Some(s) => s,
+            None => Arc::new(crate::vault::KeychainStore::open()?),
+        };
+        let (events, _) = broadcast::channel(256);
+        Ok(Engine {
+            handle: EngineHandle {
+                inner: Arc::new(Inner {
+                    paths: self.paths,
+                    config: RwLock::new(self.config),
+                    vault: Vault::new(store),
+                    sts,
+                    events,
+                    mfa: self.mfa,
+                    clock: self.clock,
+                    refresh_lock: tokio::sync::Mutex::new(()),
+                }),
+            },
+        })
+    }
+}
+
+/// The engine. Owns what later issues add (the refresh scheduler); hand out
+/// [`EngineHandle`]s to callers.
+pub struct Engine {
+    handle: EngineHandle,
+}
+
+impl Engine {
+    /// Starts building an engine over `paths`.
+    pub fn builder(paths: Paths) -> EngineBuilder {
+        EngineBuilder {
+            paths,
+            config: Arc::new(Config::default()),
+            store: None,
+            mfa: Arc::new(NoPrompt),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// A cloneable handle to the engine.
+    pub fn handle(&self) -> EngineHandle {
+        self.handle.clone()
+    }
+}
+
+struct Inner {
+    paths: Paths,
+    config: RwLock<Arc<Config>>,
+    vault: Vault,
+    sts: Sts,
+    events: broadcast::Sender<Event>,
+    mfa: Arc<dyn MfaPrompter>,
+    clock: Arc<dyn Clock>,
+    refresh_lock: tokio::sync::Mutex<()>,
+}
+
+/// A cheap, cloneable handle: every operation of the engine.
+#[derive(Clone)]
+pub struct EngineHandle {
+    inner: Arc<Inner>,
+}
+
+/// Which profiles an operation is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Targets {
+    /// Every configured profile.
+    All,
+    /// These profiles.
+    Some(Vec<String>),
+}
+
+/// How to refresh.
+#[derive(Debug, Clone, Default)]
+pub struct RefreshOptions {
+    /// Renew even what is still fresh.
+    pub force: bool,
+    /// An MFA code to use for the first session that needs one.
+    pub mfa_code: Option<String>,
+}
+
+/// What a refresh did for one profile.
+#[derive(Debug)]
+pub enum Outcome {
+    /// New credentials were written.
+    Refreshed {
+        /// Their expiry.
+        expiration: Option<SystemTime>,
+    },
+    /// The credentials in the file were fresh enough.
+    StillValid {
+        /// Their expiry.
+        expiration: Option<SystemTime>,
+    },
+    /// Renewing failed; the previous section (if any) is untouched.
+    Failed(Error),
+}
+
+/// A profile's state, as `rolecall status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// More than `refresh_before` left.
+    Fresh,
+    /// Less than `refresh_before` left.
+    Expiring,
+    /// Past its expiry.
+    Expired,
+    /// Not in the credentials file yet.
+    Missing,
+    /// Cannot be renewed until an MFA code is given.
+    NeedsMfa,
+    /// Something is wrong (see the message).
+    Error,
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            State::Fresh => "fresh",
+            State::Expiring => "expiring",
+            State::Expired => "expired",
+            State::Missing => "missing",
+            State::NeedsMfa => "needs MFA",
+            State::Error => "error",
+        })
+    }
+}
+
+/// One profile's status.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProfileStatus {
+    /// The profile.
+    pub profile: String,
+    /// The source at the root of its chain.
+    pub source: String,
+    /// What it assumes from (a source or a profile).
+    pub upstream: String,
+    /// Its role, if any.
+    pub role_arn: Option<String>,
+    /// Whether it is mirrored into `[default]`.
+    pub active: bool,
+    /// When the credentials in the file expire.
+    #[serde(serialize_with = "ser_time")]
+    pub expiration: Option<SystemTime>,
+    /// Seconds left.
+    pub seconds_left: Option<u64>,
+    /// Its state.
+    pub state: State,
+    /// Why it is in the error state.
+    pub message: Option<String>,
+}
+
+fn ser_time<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&humantime::format_rfc3339_seconds(*t).to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+/// A stored source, as `rolecall keys list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceInfo {
+    /// The source.
+    pub name: String,
+    /// The key id's last 4 characters, when a key is stored.
+    pub key_id: Option<String>,
+    /// Its MFA device.
+    pub mfa_serial: Option<String>,
+    /// When its cached session ends, if there is one.
+    #[serde(serialize_with = "ser_time")]
+    pub session_expiration: Option<SystemTime>,
+}
+
+impl EngineHandle {
+    /// Subscribes to the event stream.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        match self.inner.config.read() {
+            Ok(c) => Arc::clone(&c),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// The paths the engine uses.
+    pub fn paths(&self) -> &Paths {
+        &self.inner.paths
+    }
+
+    fn set_config(&self, config: Config) {
+        let mut guard = match self.inner.config.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(config);
+    }
+
+    /// The credentials file in force.
+    pub fn credentials_file(&self) -> CredentialsFile {
+        let config = self.config();
+        CredentialsFile::new(self.inner.paths.credentials_file(&config.settings))
+    }
+
+    fn emit(&self, event: Event) {
+        tracing::debug!(?event, "event");
+        // no subscriber is fine
+        let _ = self.inner.events.send(event);
+    }
+
+    fn now(&self) -> SystemTime {
+        self.inner.clock.now()
+    }
+
+    fn config_path(&self) -> String {
+        self.inner.paths.config_file.display().to_string()
+    }
+
+    fn resolve(&self, config: &Config, targets: &Targets) -> Result<Vec<String>, Error> {
+        match targets {
+            Targets::All => Ok(config
+                .ordered_profiles()
+                .into_iter()
+                .map(str::to_string)
+                .collect()),
+            Targets::Some(names) => {
+                for n in names {
+                    if !config.profiles.contains_key(n) {
+                        return Err(Error::UnknownProfile {
+                            name: n.clone(),
+                            config: self.config_path(),
+                            known: known(config.profiles.keys()),
+                        });
+                    }
+                }
+                Ok(names.clone())
+            }
+        }
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Vault) -> Result<T, crate::vault::Error> + Send + 'static,
+    {
+        let vault = self.inner.vault.clone();
+        let task = tokio::task::spawn_blocking(move || f(&vault));
+        match tokio::time::timeout(KEYCHAIN_TIMEOUT, task).await {
+            Ok(Ok(r)) => r.map_err(Error::Vault),
+            Ok(Err(join)) => Err(Error::Internal(format!("keychain task failed: {join}"))),
+            Err(_) => Err(Error::KeychainTimeout {
+                secs: KEYCHAIN_TIMEOUT.as_secs(),
+            }),
+        }
+    }
+
+    async fn file_op<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&CredentialsFile) -> Result<T, credfile::Error> + Send + 'static,
+    {
+        let file = self.credentials_file();
+        tokio::task::spawn_blocking(move || f(&file))
+            .await
+            .map_err(|e| Error::Internal(format!("file task failed: {e}")))?
+            .map_err(Error::Credfile)
+    }
+
+    /// Renews the given profiles (and what they depend on) that are due, or all of them with
+    /// `force`. Keeps going past failures; each profile gets its own [`Outcome`]. All new
+    /// sections are written in one atomic update of the credentials file.
+    pub async fn refresh(
+        &self,
+        targets: &Targets,
+        opts: RefreshOptions,
+    ) -> Result<Vec<(String, Outcome)>, Error> {
+        let _serial = self.inner.refresh_lock.lock().await;
+        let config = self.config();
+        let wanted = self.resolve(&config, targets)?;
+        if let Some(code) = &opts.mfa_code {
+            check_mfa_code(code)?;
+        }
+        let text = self.file_op(|f| f.read()).await?;
+        let now = self.now();
+        let mut run = Run {
+            handle: self,
+            config: &config,
+            text: &text,
+            now,
+            opts,
+            sessions: BTreeMap::new(),
+            fresh: BTreeMap::new(),
+            failed: BTreeSet::new(),
+            started: BTreeSet::new(),
+        };
+        // profiles the targets assume from come first (chains), each done once
+        let mut order: Vec<String> = Vec::new();
+        for name in config.ordered_profiles() {
+            let needed = wanted
+                .iter()
+                .any(|w| w == name || chain_of(&config, w).contains(&name));
+            if needed {
+                order.push(name.to_string());
+            }
+        }
+        let mut outcomes = Vec::new();
+        for name in &order {
+            let outcome = run.profile(name, wanted.contains(name)).await;
+            if wanted.contains(name) {
+                outcomes.push((name.clone(), outcome));
+            }
+        }
+        let mut edits: Vec<Edit> = Vec::new();
+        let active = config.settings.active.as_deref();
+        for (name, creds) in &run.fresh {
+            if !creds.written {
+                continue;
+            }
+            let region = config.region(name).map(str::to_string);
+            edits.push(upsert(name, &creds.credentials, region.clone(), false));
+            if active == Some(name.as_str()) {
+                edits.push(upsert(DEFAULT_SECTION, &creds.credentials, region, false));
+            }
+        }
+        if !edits.is_empty() {
+            let result = self.file_op(move |f| f.apply(&edits)).await;
+            if let Err(e) = result {
+                // nothing was written: report every renewed profile as failed
+                let msg = e.to_string();
+                for (_, o) in outcomes.iter_mut() {
+                    if matches!(o, Outcome::Refreshed { .. }) {
+                        *o = Outcome::Failed(Error::Internal(msg.clone()));
+                    }
+                }
+                return Err(e);
+            }
+        }
+        for (name, o) in &outcomes {
+            match o {
+                Outcome::Refreshed { expiration } => self.emit(Event::CredentialsRefreshed {
+                    profile: name.clone(),
+                    expiration: *expiration,
+                }),
+                Outcome::Failed(e) => self.emit(Event::RefreshFailed {
+                    profile: name.clone(),
+                    message: e.to_string(),
+                    needs_user: e.needs_user(),
+                }),
+                Outcome::StillValid { .. } => {}
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Fresh credentials of one profile (renewed first if due), for `exec`, `export` and
+    /// `credential_process`. Returns them with the profile's region.
+    pub async fn credentials(
+        &self,
+        profile: &str,
+        opts: RefreshOptions,
+    ) -> Result<(Credentials, Option<String>), Error> {
+        let mut outcomes = self
+            .refresh(&Targets::Some(vec![profile.to_string()]), opts)
+            .await?;
+        if let Some((_, Outcome::Failed(e))) = outcomes.pop() {
+            return Err(e);
+        }
+        let text = self.file_op(|f| f.read()).await?;
+        let region = self.config().region(profile).map(str::to_string);
+        match credfile::managed_credentials(&text, profile) {
+            Some((creds, _)) => Ok((creds, region)),
+            None => Err(Error::Internal(format!(
+                "profile {profile} was renewed but its section is missing from the credentials file"
+            ))),
+        }
+    }
+
+    /// Every profile's state, read from the credentials file (and the keychain for profiles
+    /// that would need a new MFA session).
+    pub async fn status(&self) -> Result<Vec<ProfileStatus>, Error> {
+        let config = self.config();
+        let text = self.file_op(|f| f.read()).await?;
+        let inventory = credfile::inspect(&text);
+        let now = self.now();
+        let refresh_before = config.settings.refresh_before;
+        let mut session_ok: BTreeMap<String, Result<bool, String>> = BTreeMap::new();
+        let mut out = Vec::new();
+        for name in config.ordered_profiles() {
+            let Some(p) = config.profiles.get(name) else {
+                continue;
+            };
+            let source = config.root_source(name).unwrap_or_default().to_string();
+            let info = inventory
+                .sections
+                .iter()
+                .find(|s| s.name == name && s.managed);
+            let expiration = info.and_then(|i| i.expiration);
+            let left = expiration.map(|e| e.duration_since(now).unwrap_or_default());
+            let mut state = match (info, left) {
+                (None, _) => State::Missing,
+                (Some(_), None) => State::Fresh,
+                (Some(_), Some(l)) if l.is_zero() => State::Expired,
+                (Some(_), Some(l)) if l < refresh_before => State::Expiring,
+                _ => State::Fresh,
+            };
+            let mut message = None;
+            let mfa = config
+                .sources
+                .get(&source)
+                .and_then(|s| s.mfa_serial.clone());
+            if state != State::Fresh && mfa.is_some() {
+                if !session_ok.contains_key(&source) {
+                    let src = source.clone();
+                    let ok = self
+                        .blocking(move |v| v.session(&src))
+                        .await
+                        .map(|s| {
+                            s.and_then(|s| s.credentials.expiration)
+                                .is_some_and(|e| e > now + refresh_before)
+                        })
+                        .map_err(|e| e.to_string());
+                    session_ok.insert(source.clone(), ok);
+                }
+                match session_ok.get(&source) {
+                    Some(Ok(false)) => state = State::NeedsMfa,
+                    Some(Err(e)) => {
+                        state = State::Error;
+                        message = Some(e.clone());
+                    }
+                    _ => {}
+                }
+            }
+            out.push(ProfileStatus {
+                profile: name.to_string(),
+                upstream: config
+                    .upstream(name)
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
+                source,
+                role_arn: p.role_arn.clone(),
+                active: config.settings.active.as_deref() == Some(name),
+                expiration,
+                seconds_left: left.map(|d| d.as_secs()),
+                state,
+                message,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Makes `profile` the active one (mirrored into `[default]`), or none. `adopt` lets
+    /// Rolecall take over a `[default]` section it did not write.
+    pub async fn use_profile(
+        &self,
+        profile: Option<&str>,
+        adopt: bool,
+        opts: RefreshOptions,
+    ) -> Result<Option<SystemTime>, Error> {
+        let config = self.config();
+        if let Some(name) = profile
+            && !config.profiles.contains_key(name)
+        {
+            return Err(Error::UnknownProfile {
+                name: name.to_string(),
+                config: self.config_path(),
+                known: known(config.profiles.keys()),
+            });
+        }
+        let expiration = match profile {
+            Some(name) => {
+                let (creds, region) = self.credentials(name, opts).await?;
+                let exp = creds.expiration;
+                let edit = upsert(DEFAULT_SECTION, &creds, region, adopt);
+                self.file_op(move |f| f.apply(&[edit])).await?;
+                exp
+            }
+            None => {
+                let text = self.file_op(|f| f.read()).await?;
+                let managed = credfile::inspect(&text)
+                    .sections
+                    .iter()
+                    .any(|s| s.name == DEFAULT_SECTION && s.managed);
+                if managed {
+                    let edit = Edit::Remove {
+                        name: DEFAULT_SECTION.to_string(),
+                    };
+                    self.file_op(move |f| f.apply(&[edit])).await?;
+                }
+                None
+            }
+        };
+        let path = self.inner.paths.config_file.clone();
+        let active = profile.map(str::to_string);
+        let new_config = tokio::task::spawn_blocking(move || -> Result<Config, config::Error> {
+            let mut ed = ConfigEditor::open(&path)?;
+            ed.set_setting("active", active.as_deref());
+            ed.save()
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+        self.set_config(new_config);
+        self.emit(Event::ActiveChanged {
+            profile: profile.map(str::to_string),
+        });
+        Ok(expiration)
+    }
+
+    /// Removes managed sections of `targets` (all of them, `[default]` included, and every
+    /// cached session with [`Targets::All`]). Long-lived keys stay.
+    pub async fn clear(&self, targets: &Targets) -> Result<Vec<String>, Error> {
+        let _serial = self.inner.refresh_lock.lock().await;
+        let config = self.config();
+        let text = self.file_op(|f| f.read()).await?;
+        let inventory = credfile::inspect(&text);
+        let managed: Vec<String> = inventory
+            .sections
+            .iter()
+            .filter(|s| s.managed)
+            .map(|s| s.name.clone())
+            .collect();
+        let names: Vec<String> = match targets {
+            Targets::All => managed.clone(),
+            Targets::Some(_) => {
+                let mut v = self.resolve(&config, targets)?;
+                if let Some(a) = &config.settings.active
+                    && v.contains(a)
+                {
+                    v.push(DEFAULT_SECTION.to_string());
+                }
+                v.retain(|n| managed.contains(n));
+                v
+            }
+        };
+        let edits: Vec<Edit> = names
+            .iter()
+            .map(|n| Edit::Remove { name: n.clone() })
+            .collect();
+        if !edits.is_empty() {
+            self.file_op(move |f| f.apply(&edits)).await?;
+        }
+        if *targets == Targets::All {
+            for source in config.sources.keys() {
+                let s = source.clone();
+                self.blocking(move |v| v.delete_session(&s)).await?;
+            }
+        }
+        self.emit(Event::Cleared {
+            profiles: names.clone(),
+        });
+        Ok(names)
+    }
+
+    /// Stores a long-lived key for `source` in the keychain and adds `[sources.NAME]` to the
+    /// config (keeping an existing entry's settings).
+    pub async fn add_key(
+        &self,
+        source: &str,
+        key: Credentials,
+        mfa_serial: Option<String>,
+    ) -> Result<(), Error> {
+        config::check_name(source).map_err(|message| {
+            Error::Config(config::Error::Invalid {
+                path: self.inner.paths.config_file.clone(),
+                line: None,
+                key: format!("sources.{source}"),
+                message,
+            })
+        })?;
+        if let Some(serial) = &mfa_serial {
+            config::check_mfa_serial(serial).map_err(|message| {
+                Error::Config(config::Error::Invalid {
+                    path: self.inner.paths.config_file.clone(),
+                    line: None,
+                    key: format!("sources.{source}.mfa_serial"),
+                    message,
+                })
+            })?;
+        }
+        let src = source.to_string();
+        self.blocking(move |v| {
+            v.set_source_key(&src, &key)?;
+            // a new key invalidates the session made with the old one
+            v.delete_session(&src).map(|_| ())
+        })
+        .await?;
+        let path = self.inner.paths.config_file.clone();
+        let name = source.to_string();
+        let new_config = tokio::task::spawn_blocking(move || -> Result<Config, config::Error> {
+            let mut ed = ConfigEditor::open(&path)?;
+            let mut values = Vec::new();
+            if mfa_serial.is_some() || !ed.has_entry("sources", &name) {
+                values.push(("mfa_serial", mfa_serial));
+            }
+            ed.set_entry("sources", &name, &values);
+            ed.save()
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+        self.set_config(new_config);
+        Ok(())
+    }
+
+    /// Reads a source's stored key (used by `keys import --scrub` to check the copy).
+    pub async fn source_key(&self, source: &str) -> Result<Option<Credentials>, Error> {
+        let s = source.to_string();
+        self.blocking(move |v| v.source_key(&s)).await
+    }
+
+    /// Lists configured sources with what the keychain holds for them.
+    pub async fn list_keys(&self) -> Result<Vec<SourceInfo>, Error> {
+        let config = self.config();
+        let mut out = Vec::new();
+        for (name, src) in &config.sources {
+            let n = name.clone();
+            let (key, session) = self
+                .blocking(move |v| Ok((v.source_key(&n)?, v.session(&n)?)))
+                .await?;
+            out.push(SourceInfo {
+                name: name.clone(),
+                key_id: key.map(|k| crate::credentials::KeyId(&k.access_key_id).to_string()),
+                mfa_serial: src.mfa_serial.clone(),
+                session_expiration: session.and_then(|s| s.credentials.expiration),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes a source's key and session from the keychain and its config entry. Refuses
+    /// while profiles use it.
+    pub async fn remove_key(&self, source: &str) -> Result<bool, Error> {
+        let config = self.config();
+        let users: Vec<&String> = config
+            .profiles
+            .iter()
+            .filter(|(_, p)| p.source == source)
+            .map(|(n, _)| n)
+            .collect();
+        if !users.is_empty() {
+            return Err(Error::Config(config::Error::Invalid {
+                path: self.inner.paths.config_file.clone(),
+                line: None,
+                key: format!("sources.{source}"),
+                message: format!(
+                    "still used by profile(s) {}; remove or re-point them first",
+                    known(users.into_iter())
+                ),
+            }));
+        }
+        let s = source.to_string();
+        let existed = self
+            .blocking(move |v| {
+                let a = v.delete_source_key(&s)?;
+                let b = v.delete_session(&s)?;
+                Ok(a || b)
+            })
+            .await?;
+        let path = self.inner.paths.config_file.clone();
+        let name = source.to_string();
+        let (had, new_config) =
+            tokio::task::spawn_blocking(move || -> Result<(bool, Config), config::Error> {
+                let mut ed = ConfigEditor::open(&path)?;
+                let had = ed.remove_entry("sources", &name);
+                Ok((had, ed.save()?))
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        self.set_config(new_config);
+        Ok(existed || had)
+    }
+
+    /// Replaces the configuration (after the file changed).
+    pub fn reload(&self) -> Result<(), Error> {
+        let config = Config::load(&self.inner.paths.config_file)?;
+        self.set_config(config);
+        Ok(())
+    }
+
+    /// GetCallerIdentity with a profile's fresh credentials.
+    pub async fn identity(&self, profile: &str) -> Result<sts::Identity, Error> {
+        let (creds, region) = self.credentials(profile, RefreshOptions::default()).await?;
+        self.inner
+            .sts
+            .caller_identity(&creds, region.as_deref())
+            .await
+            .map_err(|error| Error::Sts {
+                profile: profile.to_string(),
+                error,
+            })
+    }
+}
+
+/// What `rolecall keys import` did.
+#[derive(Debug, Clone)]
+pub struct KeyImport {
+    /// The source the key was stored as.
+    pub source: String,
+    /// Whether the section was removed from the credentials file.
+    pub scrubbed: bool,
+}
+
+impl EngineHandle {
+    /// Copies the static key of credentials-file section `profile` into the keychain as source
+    /// `as_name` (default: the same name). With `scrub`, removes the section afterwards, but
+    /// only once the key has been read back from the keychain and matches.
+    pub async fn import_key(
+        &self,
+        profile: &str,
+        as_name: Option<&str>,
+        scrub: bool,
+    ) -> Result<KeyImport, Error> {
+        let source = as_name.unwrap_or(profile).to_string();
+        let text = self.file_op(|f| f.read()).await?;
+        let path = self.credentials_file().path().to_path_buf();
+        let key = credfile::static_key(&text, profile, &path)?;
+        let mfa = self
+            .config()
+            .sources
+            .get(&source)
+            .and_then(|s| s.mfa_serial.clone());
+        self.add_key(&source, key.clone(), mfa).await?;
+        if !scrub {
+            return Ok(KeyImport {
+                source,
+                scrubbed: false,
+            });
+        }
+        let back = self.source_key(&source).await?;
+        let same = back.as_ref().is_some_and(|b| {
+            use secrecy::ExposeSecret;
+            b.access_key_id == key.access_key_id
+                && b.secret_access_key.expose_secret() == key.secret_access_key.expose_secret()
+        });
+        if !same {
+            return Err(Error::Internal(format!(
+                "the key read back from the keychain for source {source} does not match; \
+                 section [{profile}] was left in {}",
+                path.display()
+            )));
+        }
+        let edit = Edit::Scrub {
+            name: profile.to_string(),
+        };
+        self.file_op(move |f| f.apply(&[edit])).await?;
+        Ok(KeyImport {
+            source,
+            scrubbed: true,
+        })
+    }
+
+    /// Plans (and unless `dry_run`, applies) the import of `~/.aws/config` role profiles.
+    pub async fn import_aws_config(
+        &self,
+        dry_run: bool,
+    ) -> Result<crate::awsconfig::ImportPlan, Error> {
+        let path = self.inner.paths.aws_config_file.clone();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(Error::Config(config::Error::Read { path, source })),
+        };
+        let aws = crate::awsconfig::parse(&text).map_err(|message| {
+            Error::Config(config::Error::Syntax {
+                path: path.clone(),
+                line: None,
+                column: None,
+                message,
+            })
+        })?;
+        let plan = crate::awsconfig::plan_import(&aws, &self.config());
+        if dry_run || (plan.sources.is_empty() && plan.profiles.is_empty()) {
+            return Ok(plan);
+        }
+        let cfg_path = self.inner.paths.config_file.clone();
+        let p = plan.clone();
+        let new_config = tokio::task::spawn_blocking(move || -> Result<Config, config::Error> {
+            let mut ed = ConfigEditor::open(&cfg_path)?;
+            for s in &p.sources {
+                ed.set_entry(
+                    "sources",
+                    &s.name,
+                    &[
+                        ("mfa_serial", s.mfa_serial.clone()),
+                        ("region", s.region.clone()),
+                    ],
+                );
+            }
+            for n in &p.profiles {
+                ed.set_entry(
+                    "profiles",
+                    &n.name,
+                    &[
+                        ("source", Some(n.source.clone())),
+                        ("role_arn", Some(n.role_arn.clone())),
+                        (
+                            "duration",
+                            n.duration
+                                .map(|d| humantime::format_duration(d).to_string()),
+                        ),
+                        ("region", n.region.clone()),
+                        ("external_id", n.external_id.clone()),
+                        ("session_name", n.session_name.clone()),
+                    ],
+                );
+            }
+            ed.save()
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+        self.set_config(new_config);
+        Ok(plan)
+    }
+
+    /// Checks the setup and explains what to fix.
+    pub async fn doctor(&self) -> Vec<crate::doctor::Check> {
+        crate::doctor::run(self).await
+    }
+
+    pub(crate) fn sts(&self) -> &Sts {
+        &self.inner.sts
+    }
+
+    pub(crate) async fn read_credentials_text(&self) -> Result<String, Error> {
+        self.file_op(|f| f.read()).await
+    }
+}
+
+fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&str> = names.map(String::as_str).collect();
+    if v.is_empty() {
+        "(none)".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn chain_of<'a>(config: &'a Config, profile: &'a str) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut name = profile;
+    while let Some(Upstream::Profile(up)) = config.upstream(name) {
+        if out.contains(&up) {
+            break;
+        }
+        out.push(up);
+        name = up;
+    }
+    out
+}
+
+fn check_mfa_code(code: &str) -> Result<(), Error> {
+    if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(Error::BadMfaCode(code.chars().take(12).collect()))
+    }
+}
+
+fn upsert(name: &str, creds: &Credentials, region: Option<String>, adopt: bool) -> Edit {
+    Edit::Upsert {
+        section: Section {
+            name: name.to_string(),
+            credentials: creds.clone(),
+            region,
+        },
+        adopt,
+    }
+}
+
+struct FreshCreds {
+    credentials: Credentials,
+    written: bool,
+}
+
+/// One refresh pass: caches sessions and renewed credentials so each is fetched once.
+struct Run<'a> {
+    handle: &'a EngineHandle,
+    config: &'a Config,
+    text: &'a str,
+    now: SystemTime,
+    opts: RefreshOptions,
+    sessions: BTreeMap<String, Credentials>,
+    fresh: BTreeMap<String, FreshCreds>,
+    failed: BTreeSet<String>,
+    /// Sources whose session was started (not read from the keychain) in this run.
+    started: BTreeSet<String>,
+}
+
+impl Run<'_> {
+    async fn profile(&mut self, name: &str, wanted: bool) -> Outcome {
+        let Some(p) = self.config.profiles.get(name) else {
+            return Outcome::Failed(Error::Internal(format!("profile {name} vanished")));
+        };
+        let margin = self.config.settings.refresh_before;
+        let force = self.opts.force && wanted;
+        if !force && let Some((creds, _)) = credfile::managed_credentials(self.text, name) {
+            let left = creds.time_left(self.now);
+            if left.is_none_or(|l| l > margin) {
+                let expiration = creds.expiration;
+                self.fresh.insert(
+                    name.to_string(),
+                    FreshCreds {
+                        credentials: creds,
+                        written: false,
+                    },
+                );
+                return Outcome::StillValid { expiration };
+            }
+        }
+        let result = match self.config.upstream(name) {
+            Some(Upstream::Source(source)) => {
+                let session = self.session(source, force && p.role_arn.is_none()).await;
+                match (session, &p.role_arn) {
+                    (Err(e), _) => Err(e),
+                    (Ok(s), None) => Ok(s),
+                    (Ok(s), Some(_)) => {
+                        match self.assume(name, &s).await {
+                            // a cached session that AWS no longer accepts: start a new one
+                            Err(Error::Sts {
+                                error: sts::Error::ExpiredToken | sts::Error::InvalidKey,
+                                ..
+                            }) => {
+                                tracing::info!(
+                                    source,
+                                    "cached session rejected; starting a new one"
+                                );
+                                // forget it everywhere, so that a failure to start a new
+                                // one (no MFA code) is not followed by reusing it next time
+                                let s = source.to_string();
+                                match self.handle.blocking(move |v| v.delete_session(&s)).await {
+                                    Err(e) => Err(e),
+                                    Ok(_) => match self.session(source, true).await {
+                                        Ok(s) => self.assume(name, &s).await,
+                                        Err(e) => Err(e),
+                                    },
+                                }
+                            }
+                            r => r,
+                        }
+                    }
+                }
+            }
+            Some(Upstream::Profile(up)) => {
+                if self.failed.contains(up) {
+                    Err(Error::Upstream {
+                        profile: name.to_string(),
+                        upstream: up.to_string(),
+                    })
+                } else {
+                    match self.fresh.get(up).map(|f| f.credentials.clone()) {
+                        Some(c) => self.assume(name, &c).await,
+                        None => Err(Error::Upstream {
+                            profile: name.to_string(),
+                            upstream: up.to_string(),
+                        }),
+                    }
+                }
+            }
+            None => Err(Error::Internal(format!("profile {name} has no source"))),
+        };
+        match result {
+            Ok(creds) => {
+                let expiration = creds.expiration;
+                tracing::info!(profile = name, expiration = ?expiration.map(humantime::format_rfc3339_seconds), "renewed");
+                self.fresh.insert(
+                    name.to_string(),
+                    FreshCreds {
+                        credentials: creds,
+                        written: true,
+                    },
+                );
+                Outcome::Refreshed { expiration }
+            }
+            Err(e) => {
+                tracing::warn!(profile = name, error = %e, "renewal failed");
+                self.failed.insert(name.to_string());
+                Outcome::Failed(e)
+            }
+        }
+    }
+
+    async fn assume(&self, name: &str, creds: &Credentials) -> Result<Credentials, Error> {
+        let p = self
+            .config
+            .profiles
+            .get(name)
+            .ok_or_else(|| Error::Internal(format!("profile {name} vanished")))?;
+        let role_arn = p
+            .role_arn
+            .as_deref()
+            .ok_or_else(|| Error::Internal(format!("profile {name} has no role")))?;
+        let session_name = p.session_name.clone().unwrap_or_else(|| {
+            sts::default_session_name(self.handle.inner.paths.user_name.as_deref())
+        });
+        let req = AssumeRole {
+            role_arn,
+            session_name: &session_name,
+            duration: self.config.role_duration(p),
+            external_id: p.external_id.as_deref(),
+        };
+        self.handle
+            .inner
+            .sts
+            .assume_role(creds, self.config.region(name), &req)
+            .await
+            .map_err(|error| Error::Sts {
+                profile: name.to_string(),
+                error,
+            })
+    }
+
+    /// The session of `source`: this run's, else the keychain's while it has more than
+    /// `refresh_before` left, else a new one (asking for an MFA code when the source has a
+    /// device).
+    async fn session(&mut self, source: &str, renew: bool) -> Result<Credentials, Error> {
+        // a session started in this run is as new as it gets; one only read from the keychain
+        // is reused unless a renewal is asked for
+        if let Some(s) = self.sessions.get(source)
+            && (!renew || self.started.contains(source))
+        {
+            return Ok(s.clone());
+        }
+        let handle = self.handle;
+        let src_conf = self
+            .config
+            .sources
+            .get(source)
+            .ok_or_else(|| Error::UnknownSource {
+                name: source.to_string(),
+                config: handle.config_path(),
+            })?;
+        let margin = self.config.settings.refresh_before;
+        if !renew {
+            let s = source.to_string();
+            let cached = handle.blocking(move |v| v.session(&s)).await?;
+            if let Some(c) = cached
+                && c.mfa_serial == src_conf.mfa_serial
+                && c.credentials
+                    .expiration
+                    .is_some_and(|e| e > self.now + margin)
+            {
+                self.sessions
+                    .insert(source.to_string(), c.credentials.clone());
+                return Ok(c.credentials);
+            }
+        }
+        let s = source.to_string();
+        let key = handle
+            .blocking(move |v| v.source_key(&s))
+            .await?
+            .ok_or_else(|| Error::NoKey {
+                source_name: source.to_string(),
+            })?;
+        let code = match &src_conf.mfa_serial {
+            None => None,
+            Some(serial) => {
+                let code = match self.opts.mfa_code.take() {
+                    Some(c) => Some(c),
+                    None => {
+                        handle.emit(Event::MfaRequired {
+                            source: source.to_string(),
+                            mfa_serial: serial.clone(),
+                        });
+                        handle.inner.mfa.mfa_code(source, serial).await
+                    }
+                };
+                match code {
+                    Some(c) => {
+                        check_mfa_code(&c)?;
+                        Some((serial.as_str(), c))
+                    }
+                    None => {
+                        return Err(Error::NeedsMfa {
+                            source_name: source.to_string(),
+                            mfa_serial: serial.clone(),
+                        });
+                    }
+                }
+            }
+        };
+        let creds = handle
+            .inner
+            .sts
+            .session_token(
+                &key,
+                src_conf.region.as_deref(),
+                code.as_ref().map(|(s, c)| (*s, c.as_str())),
+                src_conf.session_duration(),
+            )
+            .await
+            .map_err(|error| Error::Session {
+                source_name: source.to_string(),
+                error,
+            })?;
+        let cached = CachedSession {
+            credentials: creds.clone(),
+            mfa_serial: src_conf.mfa_serial.clone(),
+        };
+        let s = source.to_string();
+        handle.blocking(move |v| v.set_session(&s, &cached)).await?;
+        self.started.insert(source.to_string());
+        handle.emit(Event::SessionStarted {
+            source: source.to_string(),
+            expiration: creds.expiration,
+        });
+        self.sessions.insert(source.to_string(), creds.clone());
+        Ok(creds)
+    }
+}

@@ -1,0 +1,114 @@
+//! The engine's error: one enum that wraps each module's error with the profile or source it
+//! concerns, and answers whether a retry can help ([`Error::is_retryable`]) or the user must act
+//! ([`Error::needs_user`]). Messages say what failed, on what, and what to do; none contains a
+//! secret.
+
+use crate::{config, credfile, sts, vault};
+
+/// Anything the engine can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is broken.
+    #[error(transparent)]
+    Config(#[from] config::Error),
+    /// The credentials file could not be read or written.
+    #[error(transparent)]
+    Credfile(#[from] credfile::Error),
+    /// The keychain failed.
+    #[error(transparent)]
+    Vault(#[from] vault::Error),
+    /// The keychain did not answer in time.
+    #[error(
+        "the keychain did not answer within {secs} s; if an unlock prompt is open, answer it, \
+         then try again"
+    )]
+    KeychainTimeout {
+        /// Seconds waited.
+        secs: u64,
+    },
+    /// An STS call for a source's session failed.
+    #[error("source {source_name}: {error}")]
+    Session {
+        /// The source.
+        source_name: String,
+        /// The STS error.
+        error: sts::Error,
+    },
+    /// An STS call for a profile failed.
+    #[error("profile {profile}: {error}")]
+    Sts {
+        /// The profile.
+        profile: String,
+        /// The STS error.
+        error: sts::Error,
+    },
+    /// A profile name that the config does not have.
+    #[error("no profile named {name:?} in {config}; known profiles: {known}")]
+    UnknownProfile {
+        /// The name asked for.
+        name: String,
+        /// The config file.
+        config: String,
+        /// The names it has.
+        known: String,
+    },
+    /// A source name that the config does not have.
+    #[error("no source named {name:?} in {config}; add it with `rolecall keys add {name}`")]
+    UnknownSource {
+        /// The name asked for.
+        name: String,
+        /// The config file.
+        config: String,
+    },
+    /// The keychain holds no key for a source.
+    #[error(
+        "source {source_name}: no key in the keychain; store one with `rolecall keys add {source_name}`"
+    )]
+    NoKey {
+        /// The source.
+        source_name: String,
+    },
+    /// A session needs an MFA code and none was given.
+    #[error(
+        "source {source_name}: a new session needs an MFA code from {mfa_serial}; run \
+         `rolecall refresh --mfa-code CODE`"
+    )]
+    NeedsMfa {
+        /// The source.
+        source_name: String,
+        /// The MFA device.
+        mfa_serial: String,
+    },
+    /// An MFA code that cannot be right.
+    #[error("{0:?} is not an MFA code: enter the 6 digits your authenticator shows")]
+    BadMfaCode(String),
+    /// A profile could not be renewed because the profile it assumes from failed.
+    #[error("profile {profile}: not renewed because profile {upstream} failed")]
+    Upstream {
+        /// The profile.
+        profile: String,
+        /// The profile it assumes from.
+        upstream: String,
+    },
+    /// Writing the config file or a blocking task failed unexpectedly.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Whether trying again later may succeed without the user doing anything.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Sts { error, .. } | Error::Session { error, .. } => error.is_retryable(),
+            Error::KeychainTimeout { .. } => true,
+            Error::Vault(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+
+    /// Whether the user has to act (enter a code, store a key, fix a file or policy).
+    pub fn needs_user(&self) -> bool {
+        !self.is_retryable()
+    }
+}

@@ -1,0 +1,25 @@
+//! Rolecall's engine: keeps AWS temporary credentials fresh.
+//!
+//! Long-lived IAM user keys live in the OS keychain ([`vault`]); [`sts`] turns them into MFA
+//! sessions and role credentials; [`credfile`] splices them into the shared credentials file as
+//! managed sections without touching anything else in it. [`Engine`] wires these together for
+//! the CLI, the daemon and the tray app, and reports what happens on a typed event stream
+//! ([`events`]). This crate has no GUI dependencies, never prints, prompts or exits.
+#![warn(missing_docs)]
+
+pub mod awsconfig;
+pub mod config;
+pub mod credentials;
+pub mod credfile;
+pub mod doctor;
+pub mod engine;
+pub mod error;
+pub mod events;
+pub mod sts;
+pub mod vault;
+
+pub use engine::{
+    Clock, Engine, EngineBuilder, EngineHandle, KeyImport, MfaPrompter, NoPrompt, Outcome,
+    ProfileStatus, RefreshOptions, SourceInfo, State, SystemClock, Targets,
+};
+pub use error::Error;

@@ -1,0 +1,358 @@
+//! The credentials file through the real binary: the user's bytes survive every cycle, two
+//! writers never lose an update, and `kill -9` never leaves a torn file.
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use crate::support::{Process, World};
+
+/// A config with `n` independent role profiles `r0..r{n-1}` on source bastion.
+fn many_roles(n: usize) -> String {
+    let mut c = String::from(
+        "[settings]\nsts_timeout = \"5s\"\n\n[sources.bastion]\nmfa_serial = \"arn:aws:iam::123456789012:mfa/alice\"\n",
+    );
+    for i in 0..n {
+        c.push_str(&format!(
+            "\n[profiles.r{i}]\nsource = \"bastion\"\nrole_arn = \"arn:aws:iam::2222222222{:02}:role/R{i}\"\n",
+            i % 100
+        ));
+    }
+    c
+}
+
+/// The text with every managed section (and its separator line) cut out, using a reader
+/// independent of the product's: a managed section is a header followed by
+/// `x_rolecall_managed`, spanning to its last key line.
+fn user_part(text: &str) -> String {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let t = lines[i].trim_start();
+        let is_header = t.starts_with('[');
+        let managed = is_header
+            && lines
+                .get(i + 1)
+                .is_some_and(|l| l.trim_start().starts_with("x_rolecall_managed"));
+        if !managed {
+            out.push_str(lines[i]);
+            i += 1;
+            continue;
+        }
+        // skip the header and key lines up to the last key line before the next header
+        let mut last_key = i;
+        let mut j = i + 1;
+        while j < lines.len() && !lines[j].trim_start().starts_with('[') {
+            let l = lines[j].trim();
+            if !l.is_empty() && !l.starts_with('#') && !l.starts_with(';') {
+                last_key = j;
+            }
+            j += 1;
+        }
+        i = last_key + 1;
+        // and the blank separator after it
+        if i < lines.len() && lines[i].trim().is_empty() {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Every managed section is whole: its four credential keys are all there.
+fn assert_sections_whole(text: &str, names: &[&str]) {
+    for name in names {
+        let header = format!("[{name}]");
+        let start = text
+            .find(&header)
+            .unwrap_or_else(|| panic!("no {header} in:\n{text}"));
+        let body: String = text[start + header.len()..]
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.trim_start().starts_with('['))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for key in [
+            "x_rolecall_expiration",
+            "aws_access_key_id",
+            "aws_secret_access_key",
+            "aws_session_token",
+        ] {
+            assert!(body.contains(key), "{header} lacks {key}:\n{text}");
+        }
+        let token = body
+            .lines()
+            .find(|l| l.starts_with("aws_session_token"))
+            .unwrap_or_default();
+        assert!(token.len() > 40, "{header} has a torn token: {token:?}");
+    }
+}
+
+/// User files made of what people really have: comments, CRLF, odd spacing, blank runs,
+/// non-ASCII, with or without a final newline. Always a file botocore can read (every key under
+/// a header, no duplicate section), since that is the file Rolecall must not break.
+fn user_file() -> impl Strategy<Value = String> {
+    let filler = prop_oneof![
+        Just("# a comment".to_string()),
+        Just("; another comment".to_string()),
+        Just("".to_string()),
+        Just("   ".to_string()),
+        Just("# ünïcødé ☃ profile notes".to_string()),
+    ];
+    let body = prop_oneof![
+        Just("aws_access_key_id=AKIAIOSFODNN7EXAMPLE".to_string()),
+        Just("aws_secret_access_key =   wJalrXUtnFEMI/K7MDENG".to_string()),
+        Just("region\t=\teu-central-1".to_string()),
+        Just("output = json".to_string()),
+        Just("# a comment inside".to_string()),
+        Just("".to_string()),
+    ];
+    let headers = [
+        "[personal]",
+        "[spaced]  ",
+        "[work] ; with a note",
+        "[ünï]",
+        "[prod]",
+    ];
+    let sections =
+        prop::sample::subsequence(headers.to_vec(), 0..=headers.len()).prop_flat_map(move |hs| {
+            let n = hs.len();
+            (
+                Just(hs),
+                prop::collection::vec(prop::collection::vec(body.clone(), 0..5), n),
+            )
+        });
+    (
+        prop::collection::vec(filler, 0..4),
+        sections,
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(pre, (headers, bodies), crlf, final_newline)| {
+            let mut lines: Vec<String> = pre;
+            for (h, body) in headers.iter().zip(bodies) {
+                lines.push((*h).to_string());
+                lines.extend(body);
+            }
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let mut s = lines.join(eol);
+            if final_newline && !s.is_empty() {
+                s.push_str(eol);
+            }
+            s
+        })
+}
+
+#[test]
+fn user_bytes_survive_refresh_use_clear_cycles() {
+    let world = World::start();
+    world.setup(crate::support::CONFIG);
+    world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let path = world.sandbox.credentials_path();
+    let config = proptest::test_runner::Config {
+        cases: 12,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    runner
+        .run(&user_file(), |original| {
+            // a section named like a managed profile would be refused; the grammar has none
+            std::fs::write(&path, &original).unwrap();
+            for round in 0..3 {
+                world
+                    .rc(&["refresh", "--force", "--mfa-code", "123456"])
+                    .run()
+                    .success();
+                let text = std::fs::read_to_string(&path).unwrap();
+                prop_assert_eq!(
+                    user_part(&text),
+                    original.clone(),
+                    "after refresh, round {}",
+                    round
+                );
+                assert_sections_whole(&text, &["dev-admin", "audit", "session"]);
+                world.rc(&["use", "audit"]).run().success();
+                let text = std::fs::read_to_string(&path).unwrap();
+                prop_assert_eq!(
+                    user_part(&text),
+                    original.clone(),
+                    "after use, round {}",
+                    round
+                );
+                world.rc(&["clear", "audit"]).run().success();
+                world.rc(&["use", "--none"]).run().success();
+            }
+            world.rc(&["clear", "dev-admin", "session"]).run().success();
+            let text = std::fs::read_to_string(&path).unwrap();
+            prop_assert_eq!(text, original, "after clearing every managed section");
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn two_processes_refreshing_at_once_lose_nothing() {
+    let world = World::start();
+    world.setup(&many_roles(12));
+    world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let path = world.sandbox.credentials_path();
+    let names: Vec<String> = (0..12).map(|i| format!("r{i}")).collect();
+    let (a, b) = names.split_at(6);
+    let logs = world.sandbox.log_dir();
+    for round in 0..8 {
+        let before = std::fs::read_to_string(&path).unwrap();
+        let mut args_a = vec!["refresh", "--force"];
+        args_a.extend(a.iter().map(String::as_str));
+        let mut args_b = vec!["refresh", "--force"];
+        args_b.extend(b.iter().map(String::as_str));
+        let mut pa = world
+            .rc(&args_a)
+            .spawn("writer-a", &logs.join(format!("a{round}.log")));
+        let mut pb = world
+            .rc(&args_b)
+            .spawn("writer-b", &logs.join(format!("b{round}.log")));
+        let sa = pa
+            .wait_timeout(Duration::from_secs(60))
+            .expect("writer a finished");
+        let sb = pb
+            .wait_timeout(Duration::from_secs(60))
+            .expect("writer b finished");
+        assert!(
+            sa.success() && sb.success(),
+            "a: {}\nb: {}",
+            pa.log(),
+            pb.log()
+        );
+        let after = std::fs::read_to_string(&path).unwrap();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        assert_sections_whole(&after, &refs);
+        // every section was renewed: both writers' updates landed
+        for name in &names {
+            assert_ne!(
+                key(&before, name),
+                key(&after, name),
+                "round {round}: [{name}] lost an update"
+            );
+        }
+    }
+}
+
+fn key(text: &str, section: &str) -> String {
+    let header = format!("[{section}]");
+    let start = text.find(&header).unwrap_or_else(|| panic!("no {header}"));
+    text[start..]
+        .lines()
+        .find_map(|l| l.strip_prefix("aws_access_key_id = "))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn kill_9_mid_write_never_leaves_a_torn_or_empty_file() {
+    let world = World::start();
+    world.setup(&many_roles(30));
+    // a big user file makes each write long enough to be interrupted
+    let mut original = String::from("# the user's own, big file\n");
+    for i in 0..20_000 {
+        original.push_str(&format!(
+            "[user{i}]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n# note {i}\n\n"
+        ));
+    }
+    let path = world.sandbox.credentials_path();
+    std::fs::write(&path, &original).unwrap();
+    world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let names: Vec<String> = (0..30).map(|i| format!("r{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let logs = world.sandbox.log_dir();
+    let mut killed_mid_run = 0;
+    for round in 0..25u64 {
+        let mut p: Process = world
+            .rc(&["refresh", "--force"])
+            .spawn("writer", &logs.join(format!("kill{round}.log")));
+        // spread the kill over the run: early (keychain), middle (STS), late (write)
+        std::thread::sleep(Duration::from_millis(20 + (round * 37) % 400));
+        if p.is_running() {
+            killed_mid_run += 1;
+        }
+        p.kill();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.is_empty(), "round {round}: empty file");
+        assert_eq!(
+            user_part(&text),
+            original,
+            "round {round}: the user's part changed"
+        );
+        assert_sections_whole(&text, &refs);
+    }
+    assert!(
+        killed_mid_run >= 10,
+        "only {killed_mid_run} kills hit a running writer"
+    );
+    // a later writer cleans up the temp files the killed ones left
+    world.rc(&["refresh", "--force", "r0"]).run().success();
+    let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "stale temp files: {leftovers:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinked_credentials_file_is_written_through() {
+    let world = World::start();
+    world.setup(crate::support::CONFIG);
+    let dotfiles = world.sandbox.path("dotfiles");
+    std::fs::create_dir_all(&dotfiles).unwrap();
+    let target = dotfiles.join("aws-credentials");
+    std::fs::write(&target, "# tracked in git\n").unwrap();
+    let link = world.sandbox.credentials_path();
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+
+    world
+        .rc(&["refresh", "--mfa-code", "123456", "dev-admin"])
+        .run()
+        .success();
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "link replaced"
+    );
+    let text = std::fs::read_to_string(&target).unwrap();
+    assert!(
+        text.contains("[dev-admin]") && text.ends_with("# tracked in git\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unreadable_credentials_file_is_a_clear_error_and_is_left_alone() {
+    let world = World::start();
+    world.setup(crate::support::CONFIG);
+    let path = world.sandbox.credentials_path();
+    std::fs::write(&path, b"[x]\nregion = \xff\xfe broken utf8\n").unwrap();
+    let out = world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .failure();
+    assert_contains!(out.stderr, &path.display().to_string());
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        b"[x]\nregion = \xff\xfe broken utf8\n"
+    );
+}

@@ -1,0 +1,466 @@
+//! End to end through the real binary: key into the keychain → MFA session → role credentials
+//! → managed sections → the real AWS CLI and boto3 use them.
+
+use crate::support::{CONFIG, MFA_SERIAL, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, World};
+
+/// `aws sts get-caller-identity --profile NAME` → the Arn it prints.
+fn caller_arn(world: &World, profile: &str) -> String {
+    let out = world
+        .rolecall
+        .aws(&[
+            "sts",
+            "get-caller-identity",
+            "--profile",
+            profile,
+            "--output",
+            "json",
+        ])
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env("AWS_CONFIG_FILE", world.sandbox.path("no-aws-config"))
+        .run()
+        .success();
+    out.json()["Arn"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn key_to_keychain_to_role_credentials_used_by_the_aws_cli() {
+    let world = World::start();
+    world.setup(CONFIG);
+
+    // the key is in the real Secret Service, not in any file
+    let stored = world
+        .keyring
+        .lookup("rolecall", "source:bastion")
+        .expect("key in keychain");
+    assert!(stored.contains(TEST_ACCESS_KEY_ID));
+    let all_files = grep_sandbox(&world, TEST_SECRET_ACCESS_KEY);
+    assert!(all_files.is_empty(), "secret found in files: {all_files:?}");
+
+    let out = world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    assert_contains!(out.stdout, "dev-admin");
+    assert_contains!(out.stdout, "renewed");
+    // one MFA session, the code sent once, then one AssumeRole per role profile
+    assert_eq!(world.proxy.count("GetSessionToken"), 1);
+    let gst = world
+        .proxy
+        .requests()
+        .into_iter()
+        .find(|r| r.action.as_deref() == Some("GetSessionToken"))
+        .unwrap();
+    assert_eq!(gst.param("TokenCode"), Some("123456"));
+    assert_eq!(gst.param("SerialNumber"), Some(MFA_SERIAL));
+    assert_eq!(world.proxy.count("AssumeRole"), 2);
+
+    // the session is cached in the keychain for the next process
+    assert!(
+        world
+            .keyring
+            .lookup("rolecall", "session:bastion")
+            .is_some()
+    );
+
+    let text = world.credentials();
+    for section in ["[dev-admin]", "[audit]", "[session]"] {
+        assert_contains!(text, section);
+    }
+    assert_contains!(text, "x_rolecall_managed = true");
+    assert_eq!(
+        world.sandbox.mode(world.sandbox.credentials_path()) & 0o777,
+        0o600
+    );
+
+    // the real AWS CLI, reading the credentials file, is the assumed role
+    assert_eq!(
+        caller_arn(&world, "dev-admin"),
+        "arn:aws:sts::222222222222:assumed-role/Admin/rolecall-user"
+    );
+    // chained profile: assumed from dev-admin's credentials
+    assert!(
+        caller_arn(&world, "audit").starts_with("arn:aws:sts::333333333333:assumed-role/Audit/")
+    );
+
+    // a second refresh renews nothing and asks STS nothing
+    let before = world.proxy.requests().len();
+    let out = world.rc(&["refresh"]).run().success();
+    assert_contains!(out.stdout, "still valid");
+    assert_eq!(world.proxy.requests().len(), before);
+    assert_eq!(world.credentials(), text);
+}
+
+fn grep_sandbox(world: &World, needle: &str) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, needle: &[u8], out: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                walk(&p, needle, out);
+            } else if ft.is_file()
+                && let Ok(bytes) = std::fs::read(&p)
+                && bytes.windows(needle.len()).any(|w| w == needle)
+            {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    // the keyring's own encrypted store is allowed to hold it; it is encrypted, so a plain
+    // grep never matches there anyway
+    walk(world.sandbox.root(), needle.as_bytes(), &mut out);
+    out.retain(|p| !p.to_string_lossy().contains("/logs/"));
+    out
+}
+
+#[test]
+fn use_mirrors_into_default_and_none_removes_it() {
+    let world = World::start();
+    world.setup(CONFIG);
+    world.sandbox.write(
+        world.sandbox.credentials_path(),
+        "# mine\n[other]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = x\n",
+    );
+    let out = world
+        .rc(&["use", "dev-admin", "--mfa-code", "123456"])
+        .run()
+        .success();
+    assert_contains!(out.stdout, "[default] now mirrors dev-admin");
+    let config = world.sandbox.read(world.sandbox.config_path());
+    assert_contains!(config, "active = \"dev-admin\"");
+    assert_contains!(config, "# test config"); // the user's comment survived the edit
+
+    // [default] holds dev-admin's keys
+    let text = world.credentials();
+    let default_key = key_of(&text, "default");
+    assert_eq!(default_key, key_of(&text, "dev-admin"));
+    assert_eq!(
+        caller_arn(&world, "default"),
+        "arn:aws:sts::222222222222:assumed-role/Admin/rolecall-user"
+    );
+
+    // a forced refresh renews [default] too
+    world
+        .rc(&["refresh", "--force", "dev-admin"])
+        .run()
+        .success();
+    let text2 = world.credentials();
+    assert_ne!(key_of(&text2, "dev-admin"), default_key);
+    assert_eq!(key_of(&text2, "default"), key_of(&text2, "dev-admin"));
+
+    let status = world.rc(&["status", "--json"]).run().success().json();
+    let dev = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["profile"] == "dev-admin")
+        .unwrap();
+    assert_eq!(dev["active"], true);
+    assert_eq!(dev["state"], "fresh");
+
+    world.rc(&["use", "--none"]).run().success();
+    let text3 = world.credentials();
+    assert!(!text3.contains("[default]"), "{text3}");
+    assert!(
+        text3.ends_with(
+            "# mine\n[other]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = x\n"
+        ),
+        "{text3}"
+    );
+    assert!(
+        !world
+            .sandbox
+            .read(world.sandbox.config_path())
+            .contains("active =")
+    );
+}
+
+fn key_of(text: &str, section: &str) -> String {
+    let header = format!("[{section}]");
+    let mut inside = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            inside = t == header;
+        } else if inside && let Some(v) = t.strip_prefix("aws_access_key_id") {
+            return v.trim_start_matches([' ', '=']).to_string();
+        }
+    }
+    panic!("no [{section}] with a key in:\n{text}");
+}
+
+#[test]
+fn unowned_section_is_refused_and_adopt_takes_it_over() {
+    let world = World::start();
+    world.setup(CONFIG);
+    let user = "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = mine\n\n[dev-admin]\nregion = us-west-2\n";
+    world.sandbox.write(world.sandbox.credentials_path(), user);
+
+    let out = world
+        .rc(&["refresh", "--mfa-code", "123456", "dev-admin"])
+        .run()
+        .code_is(1);
+    assert_contains!(out.stderr, "[dev-admin]");
+    assert_contains!(out.stderr, "--adopt");
+    assert_eq!(world.credentials(), user, "refused write changed the file");
+
+    let out = world
+        .rc(&["use", "session", "--mfa-code", "123456"])
+        .run()
+        .failure();
+    assert_contains!(out.stderr, "[default]");
+    assert!(world.credentials().contains("aws_secret_access_key = mine"));
+
+    world.rc(&["use", "session", "--adopt"]).run().success();
+    let text = world.credentials();
+    assert!(!text.contains("aws_secret_access_key = mine"), "{text}");
+    assert_contains!(text, "[dev-admin]\nregion = us-west-2\n");
+}
+
+#[test]
+fn exec_export_and_credential_process_hand_out_fresh_credentials() {
+    let world = World::start();
+    world.setup(CONFIG);
+    world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let key = key_of(&world.credentials(), "dev-admin");
+
+    // exec: the command sees the role's variables, AWS_PROFILE is gone, exit code passes through
+    let out = world
+        .rc(&["exec", "dev-admin", "--", "sh", "-c", "echo $AWS_ACCESS_KEY_ID $AWS_REGION ${AWS_PROFILE:-none} $AWS_CREDENTIAL_EXPIRATION; exit 7"])
+        .env("AWS_PROFILE", "something-else")
+        .run()
+        .code_is(7);
+    let fields: Vec<&str> = out.stdout.split_whitespace().collect();
+    assert_eq!(fields[..3], [key.as_str(), "eu-west-1", "none"]);
+    assert!(fields[3].ends_with('Z'), "{}", out.stdout);
+
+    // exec with the real AWS CLI
+    let aws = crate::support::venv_bin("aws");
+    let out = world
+        .rc(&[
+            "exec",
+            "audit",
+            "--",
+            aws.to_str().unwrap(),
+            "sts",
+            "get-caller-identity",
+            "--output",
+            "json",
+        ])
+        .run()
+        .success();
+    assert_contains!(out.stdout, "assumed-role/Audit/");
+
+    // export formats
+    let sh = world.rc(&["export", "dev-admin"]).run().success().stdout;
+    assert_contains!(sh, &format!("export AWS_ACCESS_KEY_ID='{key}'"));
+    assert_contains!(sh, "unset AWS_PROFILE");
+    let fish = world
+        .rc(&["export", "dev-admin", "--format", "fish"])
+        .run()
+        .success()
+        .stdout;
+    assert_contains!(fish, &format!("set -gx AWS_ACCESS_KEY_ID '{key}'"));
+    let ps = world
+        .rc(&["export", "dev-admin", "--format", "powershell"])
+        .run()
+        .success()
+        .stdout;
+    assert_contains!(ps, &format!("$Env:AWS_ACCESS_KEY_ID = '{key}'"));
+    let json = world
+        .rc(&["export", "dev-admin", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(json["AWS_ACCESS_KEY_ID"], key.as_str());
+    assert_eq!(json["AWS_REGION"], "eu-west-1");
+
+    // credential_process, used by the real AWS CLI through ~/.aws/config
+    let bin = crate::support::rolecall_bin();
+    world.sandbox.write(
+        world.sandbox.aws_config_path(),
+        &format!("[profile via-process]\ncredential_process = {} credential-process dev-admin\nregion = us-east-1\n", bin.display()),
+    );
+    let out = world
+        .rolecall
+        .aws(&[
+            "sts",
+            "get-caller-identity",
+            "--profile",
+            "via-process",
+            "--output",
+            "json",
+        ])
+        .run()
+        .success();
+    assert_contains!(out.stdout, "assumed-role/Admin/");
+    let doc = world
+        .rc(&["credential-process", "dev-admin"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(doc["Version"], 1);
+    assert_eq!(doc["AccessKeyId"], key.as_str());
+    assert!(doc["SessionToken"].as_str().is_some_and(|t| !t.is_empty()));
+}
+
+#[test]
+fn clear_removes_only_managed_sections_and_sessions() {
+    let world = World::start();
+    world.setup(CONFIG);
+    let user = "; user's file\r\n[personal]\r\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\r\naws_secret_access_key = x";
+    world.sandbox.write(world.sandbox.credentials_path(), user);
+    world
+        .rc(&["use", "dev-admin", "--mfa-code", "123456"])
+        .run()
+        .success();
+    world.rc(&["refresh"]).run().success();
+    assert!(
+        world.credentials().contains("[audit]\r\n"),
+        "CRLF kept for new sections"
+    );
+
+    let out = world.rc(&["clear", "audit"]).run().success();
+    assert_contains!(out.stdout, "[audit]");
+    assert!(!world.credentials().contains("[audit]"));
+    assert!(world.credentials().contains("[dev-admin]"));
+
+    world.rc(&["clear"]).run().success();
+    assert_eq!(
+        world.credentials(),
+        user,
+        "clear must give back the user's bytes"
+    );
+    assert!(
+        world
+            .keyring
+            .lookup("rolecall", "session:bastion")
+            .is_none(),
+        "session forgotten"
+    );
+    assert!(
+        world.keyring.lookup("rolecall", "source:bastion").is_some(),
+        "key kept"
+    );
+    // without a session, the next refresh needs MFA again
+    let out = world.rc(&["refresh"]).run().code_is(1);
+    assert_contains!(out.stderr, "MFA");
+}
+
+#[test]
+fn keys_import_scrub_moves_a_static_key_into_the_keychain() {
+    let world = World::start();
+    let user = format!(
+        "# keep me\n[work]\naws_access_key_id = {TEST_ACCESS_KEY_ID}\naws_secret_access_key = {TEST_SECRET_ACCESS_KEY}\n\n[other]\nregion = x\n"
+    );
+    world.sandbox.write(world.sandbox.credentials_path(), &user);
+    let out = world
+        .rc(&["keys", "import", "work", "--as", "bastion", "--scrub"])
+        .run()
+        .success();
+    assert_contains!(out.stdout, "removed [work]");
+    assert_eq!(world.credentials(), "# keep me\n[other]\nregion = x\n");
+    let stored = world.keyring.lookup("rolecall", "source:bastion").unwrap();
+    assert_contains!(stored, TEST_SECRET_ACCESS_KEY);
+    assert!(
+        world
+            .sandbox
+            .read(world.sandbox.config_path())
+            .contains("[sources.bastion]")
+    );
+
+    let list = world.rc(&["keys", "list", "--json"]).run().success().json();
+    assert_eq!(list[0]["name"], "bastion");
+    assert_eq!(list[0]["key_id"], "…MPLE");
+
+    // a profile without a static key is refused, the file untouched
+    let out = world.rc(&["keys", "import", "other"]).run().failure();
+    assert_contains!(out.stderr, "[other]");
+    assert_eq!(world.credentials(), "# keep me\n[other]\nregion = x\n");
+
+    // remove refuses while a profile uses the source, then works
+    world.sandbox.write(
+        world.sandbox.config_path(),
+        &format!(
+            "{}\n[profiles.p]\nsource = \"bastion\"\n",
+            world.sandbox.read(world.sandbox.config_path())
+        ),
+    );
+    let out = world.rc(&["keys", "remove", "bastion"]).run().failure();
+    assert_contains!(out.stderr, "still used by profile(s) p");
+}
+
+#[test]
+fn import_turns_aws_config_roles_into_profiles() {
+    let world = World::start();
+    world.sandbox.write(
+        world.sandbox.aws_config_path(),
+        "[profile bastion]\nregion = us-east-1\n\n[profile dev-admin]\nrole_arn = arn:aws:iam::222222222222:role/Admin\nsource_profile = bastion\nmfa_serial = arn:aws:iam::123456789012:mfa/alice\nduration_seconds = 1800\n\n[profile audit]\nrole_arn = arn:aws:iam::333333333333:role/Audit\nsource_profile = dev-admin\n",
+    );
+    let out = world.rc(&["import", "--dry-run"]).run().success();
+    assert_contains!(out.stdout, "would add profile dev-admin");
+    assert!(
+        !world.sandbox.config_path().exists(),
+        "dry run wrote the config"
+    );
+
+    let out = world.rc(&["import"]).run().success();
+    assert_contains!(out.stdout, "added source bastion");
+    let config = world.sandbox.read(world.sandbox.config_path());
+    assert_contains!(config, "[profiles.audit]");
+    assert_contains!(config, "duration = \"30m\"");
+
+    // the imported setup works end to end once the key is stored
+    world
+        .rc(&["keys", "add", "bastion"])
+        .stdin(format!("{TEST_ACCESS_KEY_ID}\n{TEST_SECRET_ACCESS_KEY}\n"))
+        .run()
+        .success();
+    world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    assert!(caller_arn(&world, "audit").contains("assumed-role/Audit/"));
+}
+
+#[test]
+fn doctor_explains_shadowing_profiles_and_checks_the_clock() {
+    let world = World::start();
+    world.setup(CONFIG);
+    world.sandbox.write(
+        world.sandbox.aws_config_path(),
+        "[profile dev-admin]\nrole_arn = arn:aws:iam::222222222222:role/Other\nsource_profile = x\n",
+    );
+    let out = world.rc(&["doctor"]).run().code_is(1);
+    assert_contains!(out.stdout, "[profile dev-admin]");
+    assert_contains!(out.stdout, "role_arn");
+    assert_contains!(out.stdout, "clock");
+    assert_contains!(out.stdout, "keychain");
+}
+
+#[test]
+fn broken_config_names_file_line_and_key() {
+    let world = World::start();
+    world.sandbox.write(
+        world.sandbox.config_path(),
+        "[settings]\nrefresh_before = \"15m\"\n\n[profiles.x]\nsource = \"nope\"\nrole_arn = \"arn:aws:iam::222222222222:role/A\"\n",
+    );
+    let out = world.rc(&["status"]).run().code_is(2);
+    let path = world.sandbox.config_path();
+    assert_contains!(out.stderr, &format!("{}:5", path.display()));
+    assert_contains!(out.stderr, "profiles.x.source");
+    world.sandbox.write(
+        world.sandbox.config_path(),
+        "[settings]\nrefresh_befor = \"15m\"\n",
+    );
+    let out = world.rc(&["refresh"]).run().code_is(2);
+    assert_contains!(out.stderr, "refresh_befor");
+    assert_contains!(out.stderr, ":2");
+}

@@ -1,0 +1,13 @@
+//! Rolecall's integration tests: one test binary, one module per area.
+//!
+//! Every test runs real components (the `rolecall` binary, moto's STS, gnome-keyring on a private
+//! D-Bus, the AWS CLI) inside a throwaway HOME; see `support` for the helpers. `make test` builds
+//! the binary and installs the Python tools first.
+
+#[macro_use]
+mod support;
+
+mod credfile;
+mod e2e;
+mod faults;
+mod testbed;

@@ -1,0 +1,348 @@
+//! `Keyring`: a private D-Bus session bus with gnome-keyring's Secret Service on it, the login
+//! keyring created and unlocked in the sandbox's XDG_DATA_HOME.
+//!
+//! The bus runs from our own config: it listens on `$XDG_RUNTIME_DIR/bus` and has no service
+//! activation, so a client that asks for `org.freedesktop.secrets` before (or after) our daemon
+//! owns it gets an error instead of a second, auto-started gnome-keyring we would not own.
+//! `secret-tool lock` hangs, so locking goes through the Secret Service `Lock` method; unlocking
+//! without a GUI prompter goes through gnome-keyring's control socket, as pam_gnome_keyring
+//! does.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use super::command::{Output, TestCommand};
+use super::probe::wait_until;
+use super::process::Process;
+use super::sandbox::{Env, Sandbox};
+
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+const TOOL_TIMEOUT: Duration = Duration::from_secs(15);
+const LOGIN_COLLECTION: &str = "/org/freedesktop/secrets/collection/login";
+
+/// A private session bus plus an unlocked gnome-keyring; both killed by PID on Drop.
+#[derive(Debug)]
+pub struct Keyring {
+    // Field order is drop order: the keyring daemon goes before its bus.
+    daemon: Process,
+    bus: Process,
+    /// Kept open so dbus-daemon never writes into a closed pipe.
+    _bus_stdout: BufReader<ChildStdout>,
+    address: String,
+    control_socket: PathBuf,
+    env: Env,
+}
+
+impl Keyring {
+    /// The login keyring's password.
+    pub const PASSWORD: &'static str = "rolecall-test-login";
+
+    pub fn start(sandbox: &Sandbox) -> Keyring {
+        let (bus, bus_stdout, address) = start_bus(sandbox);
+        let mut env = sandbox.env();
+        env.insert("DBUS_SESSION_BUS_ADDRESS".to_owned(), address.clone());
+
+        let log = sandbox.log_path("gnome-keyring");
+        let out = File::create(&log).expect("creating the gnome-keyring log");
+        let err = out
+            .try_clone()
+            .expect("cloning the gnome-keyring log handle");
+        let child = Command::new("gnome-keyring-daemon")
+            .args(["--unlock", "--components=secrets", "--foreground"])
+            .env_clear()
+            .envs(&env)
+            .current_dir(sandbox.root())
+            .stdin(Stdio::piped())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting gnome-keyring-daemon (apt: gnome-keyring): {e}"));
+        let mut daemon = Process::new("gnome-keyring-daemon", child, Some(&log));
+        {
+            // --unlock reads the password until EOF, then creates or unlocks "login" with it.
+            let mut stdin = daemon.take_stdin().expect("gnome-keyring's stdin is piped");
+            stdin
+                .write_all(Self::PASSWORD.as_bytes())
+                .expect("writing the keyring password");
+        }
+
+        let keyring = Keyring {
+            daemon,
+            bus,
+            _bus_stdout: bus_stdout,
+            address,
+            control_socket: sandbox.runtime_dir().join("keyring/control"),
+            env,
+        };
+        keyring.wait_ready();
+        keyring
+    }
+
+    /// Ready means the daemon owns `org.freedesktop.secrets` and a store + lookup round-trips.
+    fn wait_ready(&self) {
+        let owned = wait_until(START_TIMEOUT, || {
+            let output = self.gdbus_call(
+                "org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus.NameHasOwner",
+                &["org.freedesktop.secrets"],
+            );
+            output.stdout.contains("true").then_some(())
+        });
+        if owned.is_none() {
+            panic!(
+                "gnome-keyring did not claim org.freedesktop.secrets\nlog:\n{}",
+                self.log()
+            );
+        }
+        let probe = wait_until(START_TIMEOUT, || {
+            let stored = self
+                .secret_tool(&[
+                    "store",
+                    "--label=probe",
+                    "service",
+                    "rolecall-probe",
+                    "username",
+                    "probe",
+                ])
+                .stdin("probe")
+                .run();
+            (stored.code == Some(0)
+                && self.lookup("rolecall-probe", "probe").as_deref() == Some("probe"))
+            .then_some(())
+        });
+        if probe.is_none() {
+            panic!(
+                "the Secret Service does not store or return secrets\nlog:\n{}",
+                self.log()
+            );
+        }
+        self.secret_tool(&["clear", "service", "rolecall-probe", "username", "probe"])
+            .run()
+            .success();
+    }
+
+    /// The bus address (`unix:path=…`).
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// What a child needs to reach this keyring.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![("DBUS_SESSION_BUS_ADDRESS".to_owned(), self.address.clone())]
+    }
+
+    pub fn bus_pid(&self) -> u32 {
+        self.bus.pid()
+    }
+
+    pub fn daemon_pid(&self) -> u32 {
+        self.daemon.pid()
+    }
+
+    /// A `secret-tool` command on this bus (the sandbox env plus the bus address).
+    pub fn secret_tool(&self, args: &[&str]) -> TestCommand {
+        TestCommand::new("secret-tool", self.env.clone())
+            .args(args)
+            .timeout(TOOL_TIMEOUT)
+    }
+
+    /// Stores a secret with attributes `service` and `username` (the `keyring` crates' layout).
+    pub fn store(&self, service: &str, username: &str, secret: &str) {
+        let label = format!("{service}/{username}");
+        self.secret_tool(&[
+            "store", "--label", &label, "service", service, "username", username,
+        ])
+        .stdin(secret)
+        .run()
+        .success();
+    }
+
+    /// The secret stored under `service`/`username`; `None` when there is none or the
+    /// keyring is locked.
+    pub fn lookup(&self, service: &str, username: &str) -> Option<String> {
+        let output = self
+            .secret_tool(&["lookup", "service", service, "username", username])
+            .run();
+        (output.code == Some(0)).then_some(output.stdout)
+    }
+
+    /// `secret-tool search --all service SERVICE`, stdout then stderr: every matching item's
+    /// label, secret (when unlocked), dates and `attribute.NAME = value` lines, for asserting
+    /// what Rolecall stored.
+    pub fn search_all(&self, service: &str) -> String {
+        let output = self
+            .secret_tool(&["search", "--all", "service", service])
+            .run();
+        // secret-tool prints label, secret and dates to stdout but the attributes to stderr.
+        format!("{}{}", output.stdout, output.stderr)
+    }
+
+    /// Deletes the items under `service`/`username`.
+    pub fn clear(&self, service: &str, username: &str) {
+        self.secret_tool(&["clear", "service", service, "username", username])
+            .run()
+            .success();
+    }
+
+    /// Locks the login keyring, as the screen locker does.
+    pub fn lock(&self) {
+        let collections = format!("['{LOGIN_COLLECTION}']");
+        self.gdbus_call(
+            "org.freedesktop.secrets",
+            "/org/freedesktop/secrets",
+            "org.freedesktop.Secret.Service.Lock",
+            &[&collections],
+        )
+        .success();
+        assert!(
+            self.is_locked(),
+            "the login keyring is still unlocked after Lock"
+        );
+    }
+
+    /// Unlocks the login keyring with its password through gnome-keyring's control socket
+    /// (`$XDG_RUNTIME_DIR/keyring/control`), the way pam_gnome_keyring does: a NUL byte for
+    /// the peer-credentials check, then `[u32 length][u32 op=1 UNLOCK][u32 len][password]`
+    /// big-endian; the answer is `[u32 length][u32 result]`, 0 meaning OK.
+    pub fn unlock(&self) {
+        let mut socket = UnixStream::connect(&self.control_socket)
+            .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.control_socket.display()));
+        socket
+            .set_read_timeout(Some(TOOL_TIMEOUT))
+            .expect("setting a read timeout");
+        let password = Self::PASSWORD.as_bytes();
+        let password_len = u32::try_from(password.len()).expect("a short password");
+        let mut packet = Vec::new();
+        packet.extend_from_slice(&(12 + password_len).to_be_bytes());
+        packet.extend_from_slice(&1u32.to_be_bytes());
+        packet.extend_from_slice(&password_len.to_be_bytes());
+        packet.extend_from_slice(password);
+        socket
+            .write_all(&[0])
+            .expect("sending the credentials byte");
+        socket
+            .write_all(&packet)
+            .expect("sending the unlock request");
+        let mut reply = [0u8; 8];
+        socket
+            .read_exact(&mut reply)
+            .expect("reading the unlock reply");
+        let result = u32::from_be_bytes([reply[4], reply[5], reply[6], reply[7]]);
+        assert_eq!(
+            result, 0,
+            "gnome-keyring refused to unlock (1 denied, 2 failed)"
+        );
+        assert!(
+            !self.is_locked(),
+            "the login keyring is still locked after unlock"
+        );
+    }
+
+    /// The login collection's `Locked` property.
+    pub fn is_locked(&self) -> bool {
+        let output = self
+            .gdbus_call(
+                "org.freedesktop.secrets",
+                LOGIN_COLLECTION,
+                "org.freedesktop.DBus.Properties.Get",
+                &["org.freedesktop.Secret.Collection", "Locked"],
+            )
+            .success();
+        match output.stdout.trim() {
+            "(<true>,)" => true,
+            "(<false>,)" => false,
+            other => panic!("unexpected Locked property: {other}"),
+        }
+    }
+
+    /// One `gdbus call --session` on this bus.
+    pub fn gdbus_call(&self, dest: &str, object: &str, method: &str, args: &[&str]) -> Output {
+        TestCommand::new("gdbus", self.env.clone())
+            .args([
+                "call",
+                "--session",
+                "--dest",
+                dest,
+                "--object-path",
+                object,
+                "--method",
+                method,
+            ])
+            .args(args)
+            .timeout(TOOL_TIMEOUT)
+            .run()
+    }
+
+    /// gnome-keyring's and dbus-daemon's logs.
+    pub fn log(&self) -> String {
+        format!(
+            "gnome-keyring:\n{}\ndbus-daemon:\n{}",
+            self.daemon.log(),
+            self.bus.log()
+        )
+    }
+}
+
+/// Starts dbus-daemon in the foreground from our config and reads its address line, which it
+/// prints once it listens.
+fn start_bus(sandbox: &Sandbox) -> (Process, BufReader<ChildStdout>, String) {
+    let socket = sandbox.runtime_dir().join("bus");
+    let config = sandbox.bed_dir().join("session-bus.conf");
+    sandbox.write(
+        &config,
+        &format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#,
+            socket.display()
+        ),
+    );
+    let log = sandbox.log_path("dbus-daemon");
+    let err = File::create(&log).expect("creating the dbus-daemon log");
+    let child = Command::new("dbus-daemon")
+        .arg(format!("--config-file={}", config.display()))
+        .args(["--nofork", "--nopidfile", "--print-address=1"])
+        .env_clear()
+        .envs(sandbox.env())
+        .current_dir(sandbox.root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting dbus-daemon (apt: dbus): {e}"));
+    let mut bus = Process::new("dbus-daemon", child, Some(&log));
+    let stdout = bus
+        .child_mut()
+        .stdout
+        .take()
+        .expect("dbus-daemon's stdout is piped");
+    let mut stdout = BufReader::new(stdout);
+    let mut address = String::new();
+    // Blocks until dbus-daemon listens and prints, or exits (EOF): no timeout needed.
+    let read = stdout
+        .read_line(&mut address)
+        .expect("reading dbus-daemon's address");
+    let address = address.trim().to_owned();
+    if read == 0 || !address.starts_with("unix:") {
+        panic!(
+            "dbus-daemon did not start (address {address:?})\nlog:\n{}",
+            bus.log()
+        );
+    }
+    (bus, stdout, address)
+}
