@@ -8,6 +8,8 @@
 mod support;
 
 mod credfile;
+mod daemon;
 mod e2e;
 mod faults;
+mod sources;
 mod testbed;

@@ -18,7 +18,9 @@
 mod macros;
 
 mod command;
+mod daemon;
 mod fault_proxy;
+mod imds;
 mod keyring;
 mod moto;
 mod probe;
@@ -34,7 +36,9 @@ mod world;
 )]
 pub use self::{
     command::{Output, TestCommand},
+    daemon::Daemon,
     fault_proxy::{Fault, FaultProxy, ProxiedRequest},
+    imds::{Imds, ImdsCredentials, ImdsRequest},
     keyring::Keyring,
     moto::{Moto, free_port},
     probe::{http_request, wait_until},

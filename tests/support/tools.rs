@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 /// host environment (see `Sandbox::env`); this is for locating tools only.
 #[allow(
     clippy::disallowed_methods,
-    reason = "the bed locates its tools from the invoking environment (ROLECALL_VENV, PATH)"
+    reason = "the bed locates its tools from the invoking environment (ROLECALL_VENV, \
+              ROLECALL_BIN, PATH)"
 )]
 pub(crate) fn host_env(name: &str) -> Option<OsString> {
     std::env::var_os(name).filter(|value| !value.is_empty())
@@ -39,9 +40,19 @@ pub fn venv_bin(name: &str) -> PathBuf {
     path
 }
 
-/// The `rolecall` binary beside this test executable (`target/<profile>/rolecall`), found as
-/// ripgrep's tests do: `CARGO_BIN_EXE_*` only exists for binaries of the same package.
+/// The `rolecall` binary under test: `$ROLECALL_BIN` when set (`make bench` points it at the
+/// release build), else the one beside this test executable (`target/<profile>/rolecall`),
+/// found as ripgrep's tests do: `CARGO_BIN_EXE_*` only exists for binaries of the same package.
 pub fn rolecall_bin() -> PathBuf {
+    if let Some(path) = host_env("ROLECALL_BIN") {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "ROLECALL_BIN={} is not a file: build it first (`cargo build --release --bins`)",
+            path.display()
+        );
+        return path;
+    }
     let mut dir = std::env::current_exe().expect("the test executable has a path");
     dir.pop();
     if dir.ends_with("deps") {

@@ -26,6 +26,9 @@ pub struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Do the work in this process even when a rolecall agent (daemon, tray app) is running.
+    #[arg(long, global = true)]
+    pub no_agent: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -62,6 +65,9 @@ pub enum Command {
     Clear(ClearArgs),
     /// Check the config, keychain, credentials file, clock and ~/.aws/config, and explain.
     Doctor,
+    /// Keep credentials fresh in the foreground: the refresh scheduler plus the local agent
+    /// that `rolecall status/refresh/use` talk to. SIGHUP reloads the config.
+    Daemon(DaemonArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -79,6 +85,10 @@ pub enum Keys {
         /// The MFA device's ARN or serial number.
         #[arg(long, value_name = "ARN")]
         mfa_serial: Option<String>,
+        /// Look the MFA device up with IAM ListMFADevices (signed with the key) and store it
+        /// as the source's mfa_serial; the user must have exactly one device.
+        #[arg(long, conflicts_with = "mfa_serial")]
+        detect_mfa: bool,
     },
     /// Copy a static key from the credentials file into the keychain.
     Import {
@@ -191,6 +201,13 @@ pub struct ExportArgs {
 pub struct ProfileArg {
     /// The profile.
     pub profile: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Renew what is due, then exit (cron mode).
+    #[arg(long)]
+    pub once: bool,
 }
 
 #[derive(Debug, Args)]

@@ -25,14 +25,22 @@ pub mod exit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.log_format);
+    // a daemon's log is its only voice: info by default; commands print their own results
+    let daemon = matches!(cli.command, Command::Daemon(_));
+    init_logging(cli.verbose + u8::from(daemon), cli.log_format);
     // files Rolecall creates (config, lock, temp files) are private to the user
     #[cfg(unix)]
     set_private_umask();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // the daemon serves the agent while renewing: two workers; every other command is one
+    // request and starts fastest on a single thread
+    let builder = if matches!(cli.command, Command::Daemon(_)) {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match { builder }.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("rolecall: cannot start the async runtime: {e}");
@@ -50,6 +58,12 @@ fn main() -> ExitCode {
                     | rolecall_core::Error::UnknownSource { .. }
                     | rolecall_core::Error::BadMfaCode(_),
                 ) => exit::USAGE,
+                _ if err
+                    .downcast_ref::<rolecall_core::serve::client::Error>()
+                    .is_some_and(rolecall_core::serve::client::Error::is_usage) =>
+                {
+                    exit::USAGE
+                }
                 _ => exit::FAILED,
             };
             ExitCode::from(code)
@@ -66,14 +80,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Completions { shell } => cmd::completions::run(shell),
         Command::Keys(k) => cmd::keys::run(paths, k).await,
         Command::Import(a) => cmd::import::run(paths, a).await,
-        Command::Refresh(a) => cmd::refresh::run(paths, a).await,
-        Command::Status(a) => cmd::status::run(paths, a).await,
-        Command::Use(a) => cmd::use_::run(paths, a).await,
+        Command::Refresh(a) => cmd::refresh::run(paths, a, cli.no_agent).await,
+        Command::Status(a) => cmd::status::run(paths, a, cli.no_agent).await,
+        Command::Use(a) => cmd::use_::run(paths, a, cli.no_agent).await,
         Command::Exec(a) => cmd::exec::run(paths, a).await,
         Command::Export(a) => cmd::export::run(paths, a).await,
         Command::CredentialProcess(a) => cmd::export::credential_process(paths, a).await,
         Command::Clear(a) => cmd::clear::run(paths, a).await,
         Command::Doctor => cmd::doctor::run(paths).await,
+        Command::Daemon(a) => cmd::daemon::run(paths, a).await,
     }
 }
 

@@ -35,6 +35,11 @@ impl MfaPrompter for TerminalPrompt {
     }
 }
 
+/// Asks the terminal for `source`'s MFA code (`None` without a terminal or an answer).
+pub async fn ask_mfa(source: &str, mfa_serial: &str) -> Option<String> {
+    TerminalPrompt.mfa_code(source, mfa_serial).await
+}
+
 /// Reads the access key id and secret: prompted without echo on a terminal, else two lines
 /// from stdin.
 pub fn read_key() -> anyhow::Result<(String, String)> {

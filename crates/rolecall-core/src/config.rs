@@ -186,6 +186,8 @@ pub struct Settings {
     pub sts_timeout: Duration,
     /// Attempts per STS call for retryable errors (throttling, 5xx, timeouts), 1 to 10.
     pub sts_max_attempts: u32,
+    /// How many profiles one refresh pass renews at the same time (1 to 64).
+    pub max_concurrent_refreshes: usize,
 }
 
 impl Default for Settings {
@@ -197,29 +199,61 @@ impl Default for Settings {
             active: None,
             sts_timeout: Duration::from_secs(10),
             sts_max_attempts: 3,
+            max_concurrent_refreshes: 8,
         }
     }
 }
 
-/// Where a source's long-lived credentials come from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+/// Where a source's base credentials come from (`kind = "…"`; see `engine::sources`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceKind {
-    /// An IAM user key stored in the OS keychain (`rolecall keys add`).
+    /// An IAM user key stored in the OS keychain (`rolecall keys add`), turned into an MFA
+    /// session with GetSessionToken.
     #[default]
     Keychain,
+    /// The EC2 instance role, read from the instance metadata service with IMDSv2. Already
+    /// temporary: no keychain, no session, no MFA.
+    InstanceProfile,
+    /// The standard environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN`) of the process running Rolecall. A long-lived key goes through
+    /// GetSessionToken (with MFA when `mfa_serial` is set), the session kept in memory only.
+    Environment,
 }
 
-/// `[sources.NAME]`: a long-lived IAM user key.
+impl SourceKind {
+    /// The name written in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Keychain => "keychain",
+            SourceKind::InstanceProfile => "instance-profile",
+            SourceKind::Environment => "environment",
+        }
+    }
+
+    /// Whether sources of this kind can start MFA sessions (so `mfa_serial` and
+    /// `session_duration` apply).
+    pub fn has_sessions(self) -> bool {
+        matches!(self, SourceKind::Keychain | SourceKind::Environment)
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[sources.NAME]`: where base credentials come from.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// Where the key lives.
+    /// Where the credentials come from.
     #[serde(default)]
     pub kind: SourceKind,
-    /// The MFA device; when set, sessions need a code.
+    /// The MFA device (keychain and environment sources); when set, sessions need a code.
     pub mfa_serial: Option<String>,
-    /// GetSessionToken lifetime (900 s to 36 h; default 12 h).
+    /// GetSessionToken lifetime (900 s to 36 h; default 12 h; keychain and environment sources).
     #[serde(default, with = "humantime_serde")]
     pub session_duration: Option<Duration>,
     /// Region for STS calls made with this source.
@@ -389,6 +423,12 @@ impl Config {
     fn validate(&self) -> Result<(), (String, String)> {
         let s = &self.settings;
         let key = |parts: &[&str]| parts.join("\u{0}");
+        if !(1..=64).contains(&s.max_concurrent_refreshes) {
+            return Err((
+                key(&["settings", "max_concurrent_refreshes"]),
+                "must be from 1 to 64".into(),
+            ));
+        }
         if !(1..=10).contains(&s.sts_max_attempts) {
             return Err((
                 key(&["settings", "sts_max_attempts"]),
@@ -403,6 +443,26 @@ impl Config {
         }
         for (name, src) in &self.sources {
             check_name(name).map_err(|m| (key(&["sources", name]), m))?;
+            if !src.kind.has_sessions() {
+                let field = if src.mfa_serial.is_some() {
+                    Some("mfa_serial")
+                } else if src.session_duration.is_some() {
+                    Some("session_duration")
+                } else {
+                    None
+                };
+                if let Some(field) = field {
+                    return Err((
+                        key(&["sources", name, field]),
+                        format!(
+                            "only applies to sources of kind \"keychain\" or \"environment\"; \
+                             a {:?} source's credentials are already temporary (no session, no \
+                             MFA): remove {field}, or change kind",
+                            src.kind.as_str()
+                        ),
+                    ));
+                }
+            }
             if let Some(serial) = &src.mfa_serial {
                 check_mfa_serial(serial).map_err(|m| (key(&["sources", name, "mfa_serial"]), m))?;
             }
@@ -873,6 +933,22 @@ source = "bastion"
     }
 
     #[test]
+    fn source_kinds_parse_with_keychain_as_default() {
+        let c = parse(
+            "[sources.a]\n[sources.ec2]\nkind = \"instance-profile\"\nregion = \"eu-west-1\"\n\
+             [sources.env]\nkind = \"environment\"\nmfa_serial = \"arn:aws:iam::111111111111:mfa/al\"\n\
+             session_duration = \"1h\"\n\
+             [profiles.direct]\nsource = \"ec2\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.sources["a"].kind, SourceKind::Keychain);
+        assert_eq!(c.sources["ec2"].kind, SourceKind::InstanceProfile);
+        assert_eq!(c.sources["env"].kind, SourceKind::Environment);
+        assert!(!SourceKind::InstanceProfile.has_sessions());
+        assert_eq!(SourceKind::InstanceProfile.to_string(), "instance-profile");
+    }
+
+    #[test]
     fn empty_config_is_valid() {
         let c = parse("").unwrap();
         assert!(c.profiles.is_empty());
@@ -921,6 +997,26 @@ source = "bastion"
         "must be shorter"
     )]
     #[case::not_toml("[settings\n", "1", "/cfg/config.toml:1")]
+    #[case::no_concurrency(
+        "[settings]\nmax_concurrent_refreshes = 0\n",
+        "2",
+        "settings.max_concurrent_refreshes: must be from 1 to 64"
+    )]
+    #[case::mfa_on_instance_profile(
+        "[sources.ec2]\nkind = \"instance-profile\"\nmfa_serial = \"arn:aws:iam::111111111111:mfa/al\"\n",
+        "3",
+        "sources.ec2.mfa_serial: only applies to sources of kind \"keychain\" or \"environment\""
+    )]
+    #[case::session_duration_on_instance_profile(
+        "[sources.ec2]\nkind = \"instance-profile\"\nsession_duration = \"1h\"\n",
+        "3",
+        "sources.ec2.session_duration"
+    )]
+    #[case::unknown_kind(
+        "[sources.s]\nkind = \"vault\"\n",
+        "2",
+        "`keychain`, `instance-profile`, `environment`"
+    )]
     fn invalid_config_names_file_line_and_key(
         #[case] text: &str,
         #[case] line: &str,

@@ -59,8 +59,25 @@ pub(crate) async fn run(engine: &EngineHandle) -> Vec<Check> {
         Err(e) => out.push(check("config", Verdict::Fail, e.to_string())),
     }
 
-    match engine.list_keys().await {
-        Ok(keys) => {
+    let uses_keychain = engine
+        .config()
+        .sources
+        .values()
+        .any(|s| s.kind == crate::config::SourceKind::Keychain);
+    // a server with only instance-profile/environment sources never needs a keychain
+    let keys = if uses_keychain {
+        Some(engine.list_keys().await)
+    } else {
+        out.push(check(
+            "keychain",
+            Verdict::Ok,
+            "not used: no source of kind \"keychain\"".into(),
+        ));
+        None
+    };
+    match keys {
+        None => {}
+        Some(Ok(keys)) => {
             let missing: Vec<&str> = keys
                 .iter()
                 .filter(|k| k.key_id.is_none())
@@ -83,7 +100,7 @@ pub(crate) async fn run(engine: &EngineHandle) -> Vec<Check> {
                 ));
             }
         }
-        Err(e) => out.push(check("keychain", Verdict::Fail, e.to_string())),
+        Some(Err(e)) => out.push(check("keychain", Verdict::Fail, e.to_string())),
     }
 
     let cred_path = engine.credentials_file().path().to_path_buf();

@@ -3,7 +3,7 @@
 //! ([`Error::needs_user`]). Messages say what failed, on what, and what to do; none contains a
 //! secret.
 
-use crate::{config, credfile, sts, vault};
+use crate::{config, credfile, engine::sources, iam, sts, vault};
 
 /// Anything the engine can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +91,17 @@ pub enum Error {
         /// The profile it assumes from.
         upstream: String,
     },
+    /// A source's base credentials (instance metadata, environment) could not be read.
+    #[error("source {source_name}: {error}")]
+    Source {
+        /// The source.
+        source_name: String,
+        /// What went wrong.
+        error: sources::Error,
+    },
+    /// Looking up an IAM user's MFA device (`keys add --detect-mfa`) failed.
+    #[error("detecting the MFA device: {0}")]
+    Iam(#[from] iam::Error),
     /// Writing the config file or a blocking task failed unexpectedly.
     #[error("internal error: {0}")]
     Internal(String),
@@ -103,8 +114,21 @@ impl Error {
             Error::Sts { error, .. } | Error::Session { error, .. } => error.is_retryable(),
             Error::KeychainTimeout { .. } => true,
             Error::Vault(e) => e.is_retryable(),
+            Error::Source { error, .. } => error.is_retryable(),
+            Error::Iam(e) => e.is_retryable(),
             _ => false,
         }
+    }
+
+    /// Whether it is a usage or configuration mistake (exit code 2) rather than a failure.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Error::Config(_)
+                | Error::UnknownProfile { .. }
+                | Error::UnknownSource { .. }
+                | Error::BadMfaCode(_)
+        )
     }
 
     /// Whether the user has to act (enter a code, store a key, fix a file or policy).

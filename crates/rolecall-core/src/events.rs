@@ -3,14 +3,18 @@
 //!
 //! Events carry profile and source names, states and times, never credentials. They go out on
 //! a `tokio::sync::broadcast` channel; a slow subscriber loses old events (it sees
-//! `RecvError::Lagged`) rather than slowing the engine down.
+//! `RecvError::Lagged`) rather than slowing the engine down. On the wire (the agent's
+//! subscription) an event is a JSON object tagged `"event": "credentials_refreshed"` etc., with
+//! times in RFC 3339.
 
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::State;
 
 /// Something the engine did or noticed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event {
@@ -19,7 +23,7 @@ pub enum Event {
         /// The profile.
         profile: String,
         /// When they expire.
-        #[serde(with = "rfc3339_opt")]
+        #[serde(default, with = "crate::timestamp::option")]
         expiration: Option<SystemTime>,
     },
     /// A new session (GetSessionToken) was started for a source.
@@ -27,7 +31,7 @@ pub enum Event {
         /// The source.
         source: String,
         /// When the session ends.
-        #[serde(with = "rfc3339_opt")]
+        #[serde(default, with = "crate::timestamp::option")]
         expiration: Option<SystemTime>,
     },
     /// Renewing a profile failed.
@@ -39,12 +43,47 @@ pub enum Event {
         /// Whether only the user can fix it (as opposed to "will retry").
         needs_user: bool,
     },
-    /// A source needs an MFA code before its profiles can be renewed.
+    /// A source needs an MFA code before its profiles can be renewed. Sent once per episode:
+    /// not again until a session of that source was started (or the config reloaded).
     MfaRequired {
         /// The source.
         source: String,
         /// Its MFA device.
         mfa_serial: String,
+    },
+    /// A profile's credentials have less than `notify_before` left and renewing them has not
+    /// succeeded (it is failing, parked or waits for an MFA code). Once per expiry.
+    ExpiringSoon {
+        /// The profile.
+        profile: String,
+        /// When its credentials in the file expire.
+        #[serde(with = "rfc3339")]
+        expiration: SystemTime,
+    },
+    /// A profile's credentials in the file have expired without being renewed. Once per
+    /// expiry.
+    Expired {
+        /// The profile.
+        profile: String,
+    },
+    /// The scheduler moved a profile into or out of a retry, error or needs-MFA state.
+    StateChanged {
+        /// The profile.
+        profile: String,
+        /// Its new state.
+        state: State,
+    },
+    /// The config file was read again and is now in force.
+    ConfigReloaded {
+        /// Profiles that are new.
+        added: Vec<String>,
+        /// Profiles that are gone (their managed sections were removed).
+        removed: Vec<String>,
+    },
+    /// The config file changed but is not valid; the previous config stays in force.
+    ConfigInvalid {
+        /// What is wrong, with file, line and key.
+        message: String,
     },
     /// The profile mirrored into `[default]` changed.
     ActiveChanged {
@@ -58,16 +97,57 @@ pub enum Event {
     },
 }
 
-mod rfc3339_opt {
+mod rfc3339 {
     use std::time::SystemTime;
 
-    pub fn serialize<S: serde::Serializer>(
-        t: &Option<SystemTime>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.serialize_str(&humantime::format_rfc3339_seconds(*t).to_string()),
-            None => s.serialize_none(),
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::timestamp::format(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let s = String::deserialize(d)?;
+        crate::timestamp::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {s:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    #[test]
+    fn events_are_tagged_snake_case_with_rfc3339_times_and_round_trip() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_358_602);
+        let cases = [
+            (
+                Event::ExpiringSoon {
+                    profile: "dev".into(),
+                    expiration: t,
+                },
+                r#"{"event":"expiring_soon","profile":"dev","expiration":"2026-11-22T14:43:22Z"}"#,
+            ),
+            (
+                Event::StateChanged {
+                    profile: "dev".into(),
+                    state: State::NeedsMfa,
+                },
+                r#"{"event":"state_changed","profile":"dev","state":"needs-mfa"}"#,
+            ),
+            (
+                Event::ConfigReloaded {
+                    added: vec!["a".into()],
+                    removed: vec![],
+                },
+                r#"{"event":"config_reloaded","added":["a"],"removed":[]}"#,
+            ),
+        ];
+        for (event, json) in cases {
+            assert_eq!(serde_json::to_string(&event).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Event>(json).unwrap(), event);
         }
     }
 }

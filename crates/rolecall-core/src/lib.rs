@@ -15,7 +15,12 @@ pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod iam;
+pub mod scheduler;
+#[cfg(unix)]
+pub mod serve;
 pub mod sts;
+pub mod timestamp;
 pub mod vault;
 
 pub use engine::{

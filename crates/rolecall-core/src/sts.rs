@@ -203,11 +203,21 @@ fn classify(
     }
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut parts = vec![err.to_string()];
+/// The `Display` texts of an SDK error and its sources, joined with ": ". Some SDK errors put a
+/// `Debug` dump of the raw HTTP response into their `Display` (aws-config's IMDS errors do),
+/// and a response body may hold credentials: such dumps are cut off.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let text = |e: &dyn std::error::Error| {
+        let s = e.to_string();
+        match s.find("Response {") {
+            Some(at) => s[..at].trim_end().to_string(),
+            None => s,
+        }
+    };
+    let mut parts = vec![text(err)];
     let mut cur = err.source();
     while let Some(e) = cur {
-        let s = e.to_string();
+        let s = text(e);
         if !parts.iter().any(|p| p.contains(&s)) {
             parts.push(s);
         }
@@ -289,6 +299,12 @@ impl Sts {
             sdk,
             attempts: opts.max_attempts.max(1),
         }
+    }
+
+    /// The shared SDK configuration (endpoint overrides, retries, timeouts), for other AWS
+    /// clients made the same way (IAM in `keys add --detect-mfa`).
+    pub(crate) fn sdk_config(&self) -> &aws_config::SdkConfig {
+        &self.sdk
     }
 
     fn client(&self, creds: &Credentials, region: Option<&str>) -> aws_sdk_sts::Client {

@@ -1,6 +1,6 @@
 //! `rolecall keys add|import|list|remove`.
 
-use rolecall_core::config::Paths;
+use rolecall_core::config::{Paths, SourceKind};
 use rolecall_core::credentials::Credentials;
 
 use crate::cli::Keys;
@@ -10,13 +10,26 @@ use crate::prompt::read_key;
 pub async fn run(paths: Paths, keys: Keys) -> anyhow::Result<u8> {
     let engine = engine(paths).await?;
     match keys {
-        Keys::Add { name, mfa_serial } => {
+        Keys::Add {
+            name,
+            mfa_serial,
+            detect_mfa,
+        } => {
+            // refuse before asking for a key that could not be stored
+            engine.ensure_keychain_source(&name)?;
             let (id, secret) = read_key()?;
             let key = Credentials {
                 access_key_id: id,
                 secret_access_key: secret.into(),
                 session_token: None,
                 expiration: None,
+            };
+            let mfa_serial = if detect_mfa {
+                let serial = engine.detect_mfa_serial(&name, &key).await?;
+                println!("found MFA device {serial}");
+                Some(serial)
+            } else {
+                mfa_serial
             };
             engine.add_key(&name, key, mfa_serial).await?;
             println!("stored the key of source {name} in the keychain");
@@ -48,7 +61,11 @@ pub async fn run(paths: Paths, keys: Keys) -> anyhow::Result<u8> {
                 println!("no sources; add one with `rolecall keys add NAME`");
             } else {
                 for s in list {
-                    let key = s.key_id.as_deref().unwrap_or("(no key stored)");
+                    let key = match s.kind {
+                        SourceKind::Keychain => s.key_id.as_deref().unwrap_or("(no key stored)"),
+                        SourceKind::InstanceProfile => "(instance profile)",
+                        SourceKind::Environment => "(environment)",
+                    };
                     let mfa = s.mfa_serial.as_deref().unwrap_or("no MFA");
                     let session = s
                         .session_expiration

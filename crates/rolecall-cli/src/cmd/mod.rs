@@ -2,6 +2,7 @@
 
 pub mod clear;
 pub mod completions;
+pub mod daemon;
 pub mod doctor;
 pub mod exec;
 pub mod export;
@@ -16,9 +17,25 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use rolecall_core::config::{Config, Paths};
+use rolecall_core::serve::client::AgentClient;
 use rolecall_core::{Engine, EngineHandle};
 
 use crate::prompt::TerminalPrompt;
+
+/// A connection to the running agent (daemon or tray app), unless `--no-agent` was given or
+/// none runs. Then the engine's work is done by that process, which keeps live state.
+pub async fn agent(paths: &Paths, no_agent: bool) -> Option<AgentClient> {
+    if no_agent {
+        return None;
+    }
+    match AgentClient::connect(&paths.runtime_dir).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot reach the rolecall agent; working in-process");
+            None
+        }
+    }
+}
 
 /// Loads the config and builds the engine over the OS keychain.
 pub async fn engine(paths: Paths) -> anyhow::Result<EngineHandle> {

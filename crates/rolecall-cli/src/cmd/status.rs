@@ -3,11 +3,13 @@
 use rolecall_core::config::Paths;
 
 use crate::cli::StatusArgs;
-use crate::cmd::{engine, rfc3339, short};
+use crate::cmd::{agent, engine, rfc3339, short};
 
-pub async fn run(paths: Paths, args: StatusArgs) -> anyhow::Result<u8> {
-    let engine = engine(paths).await?;
-    let status = engine.status().await?;
+pub async fn run(paths: Paths, args: StatusArgs, no_agent: bool) -> anyhow::Result<u8> {
+    let status = match agent(&paths, no_agent).await {
+        Some(mut agent) => agent.status().await?,
+        None => engine(paths.clone()).await?.status().await?,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(crate::exit::OK);
@@ -15,7 +17,7 @@ pub async fn run(paths: Paths, args: StatusArgs) -> anyhow::Result<u8> {
     if status.is_empty() {
         println!(
             "no profiles configured; add one to {}",
-            engine.paths().config_file.display()
+            paths.config_file.display()
         );
         return Ok(crate::exit::OK);
     }

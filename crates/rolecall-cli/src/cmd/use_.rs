@@ -4,20 +4,31 @@ use rolecall_core::RefreshOptions;
 use rolecall_core::config::Paths;
 
 use crate::cli::UseArgs;
-use crate::cmd::{engine, rfc3339};
+use crate::cmd::{agent, engine, rfc3339};
 
-pub async fn run(paths: Paths, args: UseArgs) -> anyhow::Result<u8> {
-    let engine = engine(paths).await?;
+pub async fn run(paths: Paths, args: UseArgs, no_agent: bool) -> anyhow::Result<u8> {
     let profile = if args.none {
         None
     } else {
         args.profile.as_deref()
     };
-    let opts = RefreshOptions {
-        force: false,
-        mfa_code: args.mfa_code,
+    let expiration = match agent(&paths, no_agent).await {
+        Some(mut agent) => {
+            agent
+                .use_profile(profile.map(str::to_string), args.adopt, args.mfa_code)
+                .await?
+        }
+        None => {
+            let opts = RefreshOptions {
+                force: false,
+                mfa_code: args.mfa_code,
+            };
+            engine(paths)
+                .await?
+                .use_profile(profile, args.adopt, opts)
+                .await?
+        }
     };
-    let expiration = engine.use_profile(profile, args.adopt, opts).await?;
     match (profile, expiration) {
         (Some(p), Some(e)) => println!("[default] now mirrors {p} (expires {})", rfc3339(e)),
         (Some(p), None) => println!("[default] now mirrors {p}"),

@@ -24,8 +24,15 @@ use crate::credentials::Credentials;
 use crate::credfile::{self, CredentialsFile, Edit, Section};
 use crate::error::Error;
 use crate::events::Event;
-use crate::sts::{self, AssumeRole, Sts, StsOptions};
-use crate::vault::{CachedSession, SecretStore, Vault};
+use crate::sts::{self, Sts, StsOptions};
+use crate::vault::{SecretStore, Vault};
+
+mod refresh;
+mod setup;
+pub mod sources;
+
+use refresh::Run;
+pub use setup::KeyImport;
 
 /// Name of the section that mirrors the active profile.
 pub const DEFAULT_SECTION: &str = "default";
@@ -114,30 +121,31 @@ impl EngineBuilder {
             ..StsOptions::default()
         })
         .await;
-        let store = match self.store {
-            Some(s) => s,
-            None => Arc::new(crate::vault::KeychainStore::open()?),
-        };
+        // the OS keychain is opened on first use: a server whose sources need no keychain
+        // never touches it
+        let vault = tokio::sync::OnceCell::new_with(self.store.map(Vault::new));
         let (events, _) = broadcast::channel(256);
         Ok(Engine {
             handle: EngineHandle {
                 inner: Arc::new(Inner {
                     paths: self.paths,
                     config: RwLock::new(self.config),
-                    vault: Vault::new(store),
+                    vault,
                     sts,
                     events,
                     mfa: self.mfa,
                     clock: self.clock,
                     refresh_lock: tokio::sync::Mutex::new(()),
+                    sources: sources::Sources::default(),
+                    sched: crate::scheduler::Shared::new(),
                 }),
             },
         })
     }
 }
 
-/// The engine. Owns what later issues add (the refresh scheduler); hand out
-/// [`EngineHandle`]s to callers.
+/// The engine. Runs the refresh scheduler ([`Engine::run`], in [`crate::scheduler`]); hand
+/// out [`EngineHandle`]s to callers.
 pub struct Engine {
     handle: EngineHandle,
 }
@@ -163,12 +171,17 @@ impl Engine {
 struct Inner {
     paths: Paths,
     config: RwLock<Arc<Config>>,
-    vault: Vault,
+    /// Opened lazily (see [`EngineHandle::vault`]).
+    vault: tokio::sync::OnceCell<Vault>,
     sts: Sts,
     events: broadcast::Sender<Event>,
     mfa: Arc<dyn MfaPrompter>,
     clock: Arc<dyn Clock>,
     refresh_lock: tokio::sync::Mutex<()>,
+    /// Source state that outlives a refresh pass (IMDS client, in-memory sessions).
+    sources: sources::Sources,
+    /// The scheduler's live per-profile state and its wake-up (see [`crate::scheduler`]).
+    sched: crate::scheduler::Shared,
 }
 
 /// A cheap, cloneable handle: every operation of the engine.
@@ -213,7 +226,7 @@ pub enum Outcome {
 }
 
 /// A profile's state, as `rolecall status` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum State {
     /// More than `refresh_before` left.
@@ -244,7 +257,7 @@ impl std::fmt::Display for State {
 }
 
 /// One profile's status.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ProfileStatus {
     /// The profile.
     pub profile: String,
@@ -257,34 +270,32 @@ pub struct ProfileStatus {
     /// Whether it is mirrored into `[default]`.
     pub active: bool,
     /// When the credentials in the file expire.
-    #[serde(serialize_with = "ser_time")]
+    #[serde(with = "crate::timestamp::option")]
     pub expiration: Option<SystemTime>,
     /// Seconds left.
     pub seconds_left: Option<u64>,
     /// Its state.
     pub state: State,
-    /// Why it is in the error state.
+    /// Why it is in the error state (or, under the scheduler, why the last renewal failed).
     pub message: Option<String>,
-}
-
-fn ser_time<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.serialize_str(&humantime::format_rfc3339_seconds(*t).to_string()),
-        None => s.serialize_none(),
-    }
+    /// When the scheduler will next try to renew it (only from a running scheduler).
+    #[serde(default, with = "crate::timestamp::option")]
+    pub next_renewal: Option<SystemTime>,
 }
 
 /// A stored source, as `rolecall keys list` shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SourceInfo {
     /// The source.
     pub name: String,
+    /// Where its credentials come from.
+    pub kind: config::SourceKind,
     /// The key id's last 4 characters, when a key is stored.
     pub key_id: Option<String>,
     /// Its MFA device.
     pub mfa_serial: Option<String>,
     /// When its cached session ends, if there is one.
-    #[serde(serialize_with = "ser_time")]
+    #[serde(with = "crate::timestamp::option")]
     pub session_expiration: Option<SystemTime>,
 }
 
@@ -307,7 +318,7 @@ impl EngineHandle {
         &self.inner.paths
     }
 
-    fn set_config(&self, config: Config) {
+    pub(crate) fn set_config(&self, config: Config) {
         let mut guard = match self.inner.config.write() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -321,14 +332,29 @@ impl EngineHandle {
         CredentialsFile::new(self.inner.paths.credentials_file(&config.settings))
     }
 
-    fn emit(&self, event: Event) {
+    pub(crate) fn emit(&self, event: Event) {
+        // one MfaRequired per episode, however many profiles or passes run into it
+        if !self.inner.sched.admit(&event) {
+            tracing::debug!(?event, "repeat event not sent");
+            return;
+        }
         tracing::debug!(?event, "event");
         // no subscriber is fine
         let _ = self.inner.events.send(event);
     }
 
-    fn now(&self) -> SystemTime {
+    pub(crate) fn now(&self) -> SystemTime {
         self.inner.clock.now()
+    }
+
+    /// The scheduler's shared state.
+    pub(crate) fn sched(&self) -> &crate::scheduler::Shared {
+        &self.inner.sched
+    }
+
+    /// Serialises with refresh passes (held while a pass or a reload edits the file).
+    pub(crate) async fn serial(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.refresh_lock.lock().await
     }
 
     fn config_path(&self) -> String {
@@ -357,12 +383,33 @@ impl EngineHandle {
         }
     }
 
+    /// The vault, opening the OS keychain on first use (off the async threads: opening takes
+    /// two D-Bus round trips).
+    async fn vault(&self) -> Result<Vault, Error> {
+        let v = self
+            .inner
+            .vault
+            .get_or_try_init(|| async {
+                let open = tokio::task::spawn_blocking(crate::vault::KeychainStore::open);
+                match tokio::time::timeout(KEYCHAIN_TIMEOUT, open).await {
+                    Ok(Ok(Ok(store))) => Ok(Vault::new(Arc::new(store))),
+                    Ok(Ok(Err(e))) => Err(Error::Vault(e)),
+                    Ok(Err(join)) => Err(Error::Internal(format!("keychain task failed: {join}"))),
+                    Err(_) => Err(Error::KeychainTimeout {
+                        secs: KEYCHAIN_TIMEOUT.as_secs(),
+                    }),
+                }
+            })
+            .await?;
+        Ok(v.clone())
+    }
+
     async fn blocking<T, F>(&self, f: F) -> Result<T, Error>
     where
         T: Send + 'static,
         F: FnOnce(&Vault) -> Result<T, crate::vault::Error> + Send + 'static,
     {
-        let vault = self.inner.vault.clone();
+        let vault = self.vault().await?;
         let task = tokio::task::spawn_blocking(move || f(&vault));
         match tokio::time::timeout(KEYCHAIN_TIMEOUT, task).await {
             Ok(Ok(r)) => r.map_err(Error::Vault),
@@ -387,12 +434,30 @@ impl EngineHandle {
 
     /// Renews the given profiles (and what they depend on) that are due, or all of them with
     /// `force`. Keeps going past failures; each profile gets its own [`Outcome`]. All new
-    /// sections are written in one atomic update of the credentials file.
+    /// sections are written in one atomic update of the credentials file. Independent
+    /// profiles are renewed concurrently (`settings.max_concurrent_refreshes`); a running
+    /// scheduler is told, so it re-plans around what was renewed.
     pub async fn refresh(
         &self,
         targets: &Targets,
         opts: RefreshOptions,
     ) -> Result<Vec<(String, Outcome)>, Error> {
+        let all = self.refresh_pass(targets, opts).await?;
+        self.inner.sched.wake();
+        Ok(all
+            .into_iter()
+            .filter(|(_, _, wanted)| *wanted)
+            .map(|(name, outcome, _)| (name, outcome))
+            .collect())
+    }
+
+    /// [`EngineHandle::refresh`], returning the outcome of every profile of the pass (what the
+    /// targets assume from too), each marked with whether it was a target.
+    pub(crate) async fn refresh_pass(
+        &self,
+        targets: &Targets,
+        opts: RefreshOptions,
+    ) -> Result<Vec<(String, Outcome, bool)>, Error> {
         let _serial = self.inner.refresh_lock.lock().await;
         let config = self.config();
         let wanted = self.resolve(&config, targets)?;
@@ -422,13 +487,9 @@ impl EngineHandle {
                 order.push(name.to_string());
             }
         }
-        let mut outcomes = Vec::new();
-        for name in &order {
-            let outcome = run.profile(name, wanted.contains(name)).await;
-            if wanted.contains(name) {
-                outcomes.push((name.clone(), outcome));
-            }
-        }
+        let wanted: BTreeSet<String> = wanted.into_iter().collect();
+        let limit = config.settings.max_concurrent_refreshes;
+        let mut outcomes = run.pass(&order, &wanted, limit).await;
         let mut edits: Vec<Edit> = Vec::new();
         let active = config.settings.active.as_deref();
         for (name, creds) in &run.fresh {
@@ -454,6 +515,7 @@ impl EngineHandle {
                 return Err(e);
             }
         }
+        // every profile of the pass: one renewed only as a dependency was written too
         for (name, o) in &outcomes {
             match o {
                 Outcome::Refreshed { expiration } => self.emit(Event::CredentialsRefreshed {
@@ -468,7 +530,13 @@ impl EngineHandle {
                 Outcome::StillValid { .. } => {}
             }
         }
-        Ok(outcomes)
+        Ok(outcomes
+            .into_iter()
+            .map(|(name, o)| {
+                let w = wanted.contains(&name);
+                (name, o, w)
+            })
+            .collect())
     }
 
     /// Fresh credentials of one profile (renewed first if due), for `exec`, `export` and
@@ -529,15 +597,15 @@ impl EngineHandle {
                 .and_then(|s| s.mfa_serial.clone());
             if state != State::Fresh && mfa.is_some() {
                 if !session_ok.contains_key(&source) {
-                    let src = source.clone();
-                    let ok = self
-                        .blocking(move |v| v.session(&src))
-                        .await
-                        .map(|s| {
-                            s.and_then(|s| s.credentials.expiration)
-                                .is_some_and(|e| e > now + refresh_before)
-                        })
-                        .map_err(|e| e.to_string());
+                    // only keychain sources read the keychain here
+                    let ok = sources::usable_without_mfa_until(
+                        self,
+                        &config,
+                        &source,
+                        now + refresh_before,
+                    )
+                    .await
+                    .map_err(|e| e.to_string());
                     session_ok.insert(source.clone(), ok);
                 }
                 match session_ok.get(&source) {
@@ -547,6 +615,16 @@ impl EngineHandle {
                         message = Some(e.clone());
                     }
                     _ => {}
+                }
+            }
+            // a running scheduler knows more: a parked error, a wait for a code, its plan
+            let live = self.inner.sched.live(name);
+            if let Some(l) = &live {
+                if let Some(s) = l.state {
+                    state = s;
+                }
+                if l.message.is_some() {
+                    message = l.message.clone();
                 }
             }
             out.push(ProfileStatus {
@@ -562,6 +640,7 @@ impl EngineHandle {
                 seconds_left: left.map(|d| d.as_secs()),
                 state,
                 message,
+                next_renewal: live.and_then(|l| l.next_renewal),
             });
         }
         Ok(out)
@@ -658,10 +737,7 @@ impl EngineHandle {
             self.file_op(move |f| f.apply(&edits)).await?;
         }
         if *targets == Targets::All {
-            for source in config.sources.keys() {
-                let s = source.clone();
-                self.blocking(move |v| v.delete_session(&s)).await?;
-            }
+            sources::forget_all_sessions(self, &config).await?;
         }
         self.emit(Event::Cleared {
             profiles: names.clone(),
@@ -685,6 +761,7 @@ impl EngineHandle {
                 message,
             })
         })?;
+        self.ensure_keychain_source(source)?;
         if let Some(serial) = &mfa_serial {
             config::check_mfa_serial(serial).map_err(|message| {
                 Error::Config(config::Error::Invalid {
@@ -730,15 +807,25 @@ impl EngineHandle {
         let config = self.config();
         let mut out = Vec::new();
         for (name, src) in &config.sources {
-            let n = name.clone();
-            let (key, session) = self
-                .blocking(move |v| Ok((v.source_key(&n)?, v.session(&n)?)))
-                .await?;
+            // only keychain sources have anything in the keychain
+            let (key_id, session_expiration) = if src.kind == config::SourceKind::Keychain {
+                let n = name.clone();
+                let (key, session) = self
+                    .blocking(move |v| Ok((v.source_key(&n)?, v.session(&n)?)))
+                    .await?;
+                (
+                    key.map(|k| crate::credentials::KeyId(&k.access_key_id).to_string()),
+                    session.and_then(|s| s.credentials.expiration),
+                )
+            } else {
+                (None, sources::memory_session_expiration(self, name))
+            };
             out.push(SourceInfo {
                 name: name.clone(),
-                key_id: key.map(|k| crate::credentials::KeyId(&k.access_key_id).to_string()),
+                kind: src.kind,
+                key_id,
                 mfa_serial: src.mfa_serial.clone(),
-                session_expiration: session.and_then(|s| s.credentials.expiration),
+                session_expiration,
             });
         }
         Ok(out)
@@ -766,13 +853,19 @@ impl EngineHandle {
             }));
         }
         let s = source.to_string();
-        let existed = self
-            .blocking(move |v| {
-                let a = v.delete_source_key(&s)?;
-                let b = v.delete_session(&s)?;
-                Ok(a || b)
-            })
-            .await?;
+        let in_keychain = config
+            .sources
+            .get(source)
+            .is_none_or(|src| src.kind == config::SourceKind::Keychain);
+        // a source of another kind has nothing in the keychain (which may not even exist)
+        let existed = in_keychain
+            && self
+                .blocking(move |v| {
+                    let a = v.delete_source_key(&s)?;
+                    let b = v.delete_session(&s)?;
+                    Ok(a || b)
+                })
+                .await?;
         let path = self.inner.paths.config_file.clone();
         let name = source.to_string();
         let (had, new_config) =
@@ -787,13 +880,6 @@ impl EngineHandle {
         Ok(existed || had)
     }
 
-    /// Replaces the configuration (after the file changed).
-    pub fn reload(&self) -> Result<(), Error> {
-        let config = Config::load(&self.inner.paths.config_file)?;
-        self.set_config(config);
-        Ok(())
-    }
-
     /// GetCallerIdentity with a profile's fresh credentials.
     pub async fn identity(&self, profile: &str) -> Result<sts::Identity, Error> {
         let (creds, region) = self.credentials(profile, RefreshOptions::default()).await?;
@@ -805,141 +891,6 @@ impl EngineHandle {
                 profile: profile.to_string(),
                 error,
             })
-    }
-}
-
-/// What `rolecall keys import` did.
-#[derive(Debug, Clone)]
-pub struct KeyImport {
-    /// The source the key was stored as.
-    pub source: String,
-    /// Whether the section was removed from the credentials file.
-    pub scrubbed: bool,
-}
-
-impl EngineHandle {
-    /// Copies the static key of credentials-file section `profile` into the keychain as source
-    /// `as_name` (default: the same name). With `scrub`, removes the section afterwards, but
-    /// only once the key has been read back from the keychain and matches.
-    pub async fn import_key(
-        &self,
-        profile: &str,
-        as_name: Option<&str>,
-        scrub: bool,
-    ) -> Result<KeyImport, Error> {
-        let source = as_name.unwrap_or(profile).to_string();
-        let text = self.file_op(|f| f.read()).await?;
-        let path = self.credentials_file().path().to_path_buf();
-        let key = credfile::static_key(&text, profile, &path)?;
-        let mfa = self
-            .config()
-            .sources
-            .get(&source)
-            .and_then(|s| s.mfa_serial.clone());
-        self.add_key(&source, key.clone(), mfa).await?;
-        if !scrub {
-            return Ok(KeyImport {
-                source,
-                scrubbed: false,
-            });
-        }
-        let back = self.source_key(&source).await?;
-        let same = back.as_ref().is_some_and(|b| {
-            use secrecy::ExposeSecret;
-            b.access_key_id == key.access_key_id
-                && b.secret_access_key.expose_secret() == key.secret_access_key.expose_secret()
-        });
-        if !same {
-            return Err(Error::Internal(format!(
-                "the key read back from the keychain for source {source} does not match; \
-                 section [{profile}] was left in {}",
-                path.display()
-            )));
-        }
-        let edit = Edit::Scrub {
-            name: profile.to_string(),
-        };
-        self.file_op(move |f| f.apply(&[edit])).await?;
-        Ok(KeyImport {
-            source,
-            scrubbed: true,
-        })
-    }
-
-    /// Plans (and unless `dry_run`, applies) the import of `~/.aws/config` role profiles.
-    pub async fn import_aws_config(
-        &self,
-        dry_run: bool,
-    ) -> Result<crate::awsconfig::ImportPlan, Error> {
-        let path = self.inner.paths.aws_config_file.clone();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(source) => return Err(Error::Config(config::Error::Read { path, source })),
-        };
-        let aws = crate::awsconfig::parse(&text).map_err(|message| {
-            Error::Config(config::Error::Syntax {
-                path: path.clone(),
-                line: None,
-                column: None,
-                message,
-            })
-        })?;
-        let plan = crate::awsconfig::plan_import(&aws, &self.config());
-        if dry_run || (plan.sources.is_empty() && plan.profiles.is_empty()) {
-            return Ok(plan);
-        }
-        let cfg_path = self.inner.paths.config_file.clone();
-        let p = plan.clone();
-        let new_config = tokio::task::spawn_blocking(move || -> Result<Config, config::Error> {
-            let mut ed = ConfigEditor::open(&cfg_path)?;
-            for s in &p.sources {
-                ed.set_entry(
-                    "sources",
-                    &s.name,
-                    &[
-                        ("mfa_serial", s.mfa_serial.clone()),
-                        ("region", s.region.clone()),
-                    ],
-                );
-            }
-            for n in &p.profiles {
-                ed.set_entry(
-                    "profiles",
-                    &n.name,
-                    &[
-                        ("source", Some(n.source.clone())),
-                        ("role_arn", Some(n.role_arn.clone())),
-                        (
-                            "duration",
-                            n.duration
-                                .map(|d| humantime::format_duration(d).to_string()),
-                        ),
-                        ("region", n.region.clone()),
-                        ("external_id", n.external_id.clone()),
-                        ("session_name", n.session_name.clone()),
-                    ],
-                );
-            }
-            ed.save()
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
-        self.set_config(new_config);
-        Ok(plan)
-    }
-
-    /// Checks the setup and explains what to fix.
-    pub async fn doctor(&self) -> Vec<crate::doctor::Check> {
-        crate::doctor::run(self).await
-    }
-
-    pub(crate) fn sts(&self) -> &Sts {
-        &self.inner.sts
-    }
-
-    pub(crate) async fn read_credentials_text(&self) -> Result<String, Error> {
-        self.file_op(|f| f.read()).await
     }
 }
 
@@ -965,7 +916,7 @@ fn chain_of<'a>(config: &'a Config, profile: &'a str) -> Vec<&'a str> {
     out
 }
 
-fn check_mfa_code(code: &str) -> Result<(), Error> {
+pub(crate) fn check_mfa_code(code: &str) -> Result<(), Error> {
     if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
@@ -981,246 +932,5 @@ fn upsert(name: &str, creds: &Credentials, region: Option<String>, adopt: bool) 
             region,
         },
         adopt,
-    }
-}
-
-struct FreshCreds {
-    credentials: Credentials,
-    written: bool,
-}
-
-/// One refresh pass: caches sessions and renewed credentials so each is fetched once.
-struct Run<'a> {
-    handle: &'a EngineHandle,
-    config: &'a Config,
-    text: &'a str,
-    now: SystemTime,
-    opts: RefreshOptions,
-    sessions: BTreeMap<String, Credentials>,
-    fresh: BTreeMap<String, FreshCreds>,
-    failed: BTreeSet<String>,
-    /// Sources whose session was started (not read from the keychain) in this run.
-    started: BTreeSet<String>,
-}
-
-impl Run<'_> {
-    async fn profile(&mut self, name: &str, wanted: bool) -> Outcome {
-        let Some(p) = self.config.profiles.get(name) else {
-            return Outcome::Failed(Error::Internal(format!("profile {name} vanished")));
-        };
-        let margin = self.config.settings.refresh_before;
-        let force = self.opts.force && wanted;
-        if !force && let Some((creds, _)) = credfile::managed_credentials(self.text, name) {
-            let left = creds.time_left(self.now);
-            if left.is_none_or(|l| l > margin) {
-                let expiration = creds.expiration;
-                self.fresh.insert(
-                    name.to_string(),
-                    FreshCreds {
-                        credentials: creds,
-                        written: false,
-                    },
-                );
-                return Outcome::StillValid { expiration };
-            }
-        }
-        let result = match self.config.upstream(name) {
-            Some(Upstream::Source(source)) => {
-                let session = self.session(source, force && p.role_arn.is_none()).await;
-                match (session, &p.role_arn) {
-                    (Err(e), _) => Err(e),
-                    (Ok(s), None) => Ok(s),
-                    (Ok(s), Some(_)) => {
-                        match self.assume(name, &s).await {
-                            // a cached session that AWS no longer accepts: start a new one
-                            Err(Error::Sts {
-                                error: sts::Error::ExpiredToken | sts::Error::InvalidKey,
-                                ..
-                            }) => {
-                                tracing::info!(
-                                    source,
-                                    "cached session rejected; starting a new one"
-                                );
-                                // forget it everywhere, so that a failure to start a new
-                                // one (no MFA code) is not followed by reusing it next time
-                                let s = source.to_string();
-                                match self.handle.blocking(move |v| v.delete_session(&s)).await {
-                                    Err(e) => Err(e),
-                                    Ok(_) => match self.session(source, true).await {
-                                        Ok(s) => self.assume(name, &s).await,
-                                        Err(e) => Err(e),
-                                    },
-                                }
-                            }
-                            r => r,
-                        }
-                    }
-                }
-            }
-            Some(Upstream::Profile(up)) => {
-                if self.failed.contains(up) {
-                    Err(Error::Upstream {
-                        profile: name.to_string(),
-                        upstream: up.to_string(),
-                    })
-                } else {
-                    match self.fresh.get(up).map(|f| f.credentials.clone()) {
-                        Some(c) => self.assume(name, &c).await,
-                        None => Err(Error::Upstream {
-                            profile: name.to_string(),
-                            upstream: up.to_string(),
-                        }),
-                    }
-                }
-            }
-            None => Err(Error::Internal(format!("profile {name} has no source"))),
-        };
-        match result {
-            Ok(creds) => {
-                let expiration = creds.expiration;
-                tracing::info!(profile = name, expiration = ?expiration.map(humantime::format_rfc3339_seconds), "renewed");
-                self.fresh.insert(
-                    name.to_string(),
-                    FreshCreds {
-                        credentials: creds,
-                        written: true,
-                    },
-                );
-                Outcome::Refreshed { expiration }
-            }
-            Err(e) => {
-                tracing::warn!(profile = name, error = %e, "renewal failed");
-                self.failed.insert(name.to_string());
-                Outcome::Failed(e)
-            }
-        }
-    }
-
-    async fn assume(&self, name: &str, creds: &Credentials) -> Result<Credentials, Error> {
-        let p = self
-            .config
-            .profiles
-            .get(name)
-            .ok_or_else(|| Error::Internal(format!("profile {name} vanished")))?;
-        let role_arn = p
-            .role_arn
-            .as_deref()
-            .ok_or_else(|| Error::Internal(format!("profile {name} has no role")))?;
-        let session_name = p.session_name.clone().unwrap_or_else(|| {
-            sts::default_session_name(self.handle.inner.paths.user_name.as_deref())
-        });
-        let req = AssumeRole {
-            role_arn,
-            session_name: &session_name,
-            duration: self.config.role_duration(p),
-            external_id: p.external_id.as_deref(),
-        };
-        self.handle
-            .inner
-            .sts
-            .assume_role(creds, self.config.region(name), &req)
-            .await
-            .map_err(|error| Error::Sts {
-                profile: name.to_string(),
-                error,
-            })
-    }
-
-    /// The session of `source`: this run's, else the keychain's while it has more than
-    /// `refresh_before` left, else a new one (asking for an MFA code when the source has a
-    /// device).
-    async fn session(&mut self, source: &str, renew: bool) -> Result<Credentials, Error> {
-        // a session started in this run is as new as it gets; one only read from the keychain
-        // is reused unless a renewal is asked for
-        if let Some(s) = self.sessions.get(source)
-            && (!renew || self.started.contains(source))
-        {
-            return Ok(s.clone());
-        }
-        let handle = self.handle;
-        let src_conf = self
-            .config
-            .sources
-            .get(source)
-            .ok_or_else(|| Error::UnknownSource {
-                name: source.to_string(),
-                config: handle.config_path(),
-            })?;
-        let margin = self.config.settings.refresh_before;
-        if !renew {
-            let s = source.to_string();
-            let cached = handle.blocking(move |v| v.session(&s)).await?;
-            if let Some(c) = cached
-                && c.mfa_serial == src_conf.mfa_serial
-                && c.credentials
-                    .expiration
-                    .is_some_and(|e| e > self.now + margin)
-            {
-                self.sessions
-                    .insert(source.to_string(), c.credentials.clone());
-                return Ok(c.credentials);
-            }
-        }
-        let s = source.to_string();
-        let key = handle
-            .blocking(move |v| v.source_key(&s))
-            .await?
-            .ok_or_else(|| Error::NoKey {
-                source_name: source.to_string(),
-            })?;
-        let code = match &src_conf.mfa_serial {
-            None => None,
-            Some(serial) => {
-                let code = match self.opts.mfa_code.take() {
-                    Some(c) => Some(c),
-                    None => {
-                        handle.emit(Event::MfaRequired {
-                            source: source.to_string(),
-                            mfa_serial: serial.clone(),
-                        });
-                        handle.inner.mfa.mfa_code(source, serial).await
-                    }
-                };
-                match code {
-                    Some(c) => {
-                        check_mfa_code(&c)?;
-                        Some((serial.as_str(), c))
-                    }
-                    None => {
-                        return Err(Error::NeedsMfa {
-                            source_name: source.to_string(),
-                            mfa_serial: serial.clone(),
-                        });
-                    }
-                }
-            }
-        };
-        let creds = handle
-            .inner
-            .sts
-            .session_token(
-                &key,
-                src_conf.region.as_deref(),
-                code.as_ref().map(|(s, c)| (*s, c.as_str())),
-                src_conf.session_duration(),
-            )
-            .await
-            .map_err(|error| Error::Session {
-                source_name: source.to_string(),
-                error,
-            })?;
-        let cached = CachedSession {
-            credentials: creds.clone(),
-            mfa_serial: src_conf.mfa_serial.clone(),
-        };
-        let s = source.to_string();
-        handle.blocking(move |v| v.set_session(&s, &cached)).await?;
-        self.started.insert(source.to_string());
-        handle.emit(Event::SessionStarted {
-            source: source.to_string(),
-            expiration: creds.expiration,
-        });
-        self.sessions.insert(source.to_string(), creds.clone());
-        Ok(creds)
     }
 }

@@ -1,0 +1,313 @@
+//! One refresh pass: sessions first (each fetched at most once per pass, the cached one or a
+//! new one with an MFA code), then role profiles level by level along their chains, each level
+//! renewed concurrently with a bounded limit on the one shared STS client.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
+
+use futures_util::stream::{self, StreamExt};
+
+use crate::config::{Config, Upstream};
+use crate::credentials::Credentials;
+use crate::credfile;
+use crate::error::Error;
+use crate::sts::{self, AssumeRole};
+
+use super::{EngineHandle, Outcome, RefreshOptions, sources};
+
+pub(super) struct FreshCreds {
+    pub(super) credentials: Credentials,
+    pub(super) written: bool,
+}
+
+/// One refresh pass: caches sessions and renewed credentials so each is fetched once.
+pub(super) struct Run<'a> {
+    pub(super) handle: &'a EngineHandle,
+    pub(super) config: &'a Config,
+    pub(super) text: &'a str,
+    pub(super) now: SystemTime,
+    pub(super) opts: RefreshOptions,
+    pub(super) sessions: BTreeMap<String, Credentials>,
+    pub(super) fresh: BTreeMap<String, FreshCreds>,
+    pub(super) failed: BTreeSet<String>,
+    /// Sources whose session was started (not read from the keychain) in this run.
+    pub(super) started: BTreeSet<String>,
+}
+
+impl Run<'_> {
+    /// Renews the profiles of `order` (each after the profile it assumes from) and returns
+    /// each one's outcome, in `order`.
+    ///
+    /// Sessions come first, one source after the other (a supplied MFA code is used once, by
+    /// the first session that needs one, and each session is fetched once per pass); then the
+    /// profiles of each chain level are renewed at the same time, at most `limit` at once, on
+    /// the one shared STS client. A level only starts when the level it assumes from is done,
+    /// so `fresh` and `failed` are complete for it.
+    pub(super) async fn pass(
+        &mut self,
+        order: &[String],
+        wanted: &BTreeSet<String>,
+        limit: usize,
+    ) -> Vec<(String, Outcome)> {
+        let mut outcomes: BTreeMap<String, Outcome> = BTreeMap::new();
+        for level in levels(self.config, order) {
+            // role profiles ready to assume, with what they assume from
+            let mut jobs: Vec<(String, Credentials)> = Vec::new();
+            for name in level {
+                let force = self.opts.force && wanted.contains(&name);
+                if let Some(o) = self.still_valid(&name, force) {
+                    outcomes.insert(name, o);
+                    continue;
+                }
+                let Some(p) = self.config.profiles.get(&name) else {
+                    let e = Error::Internal(format!("profile {name} vanished"));
+                    let o = self.record(&name, Err(e));
+                    outcomes.insert(name, o);
+                    continue;
+                };
+                let from = match self.config.upstream(&name) {
+                    Some(Upstream::Source(source)) => {
+                        self.session(source, force && p.role_arn.is_none()).await
+                    }
+                    Some(Upstream::Profile(up)) => match self.fresh.get(up) {
+                        Some(f) if !self.failed.contains(up) => Ok(f.credentials.clone()),
+                        _ => Err(Error::Upstream {
+                            profile: name.clone(),
+                            upstream: up.to_string(),
+                        }),
+                    },
+                    None => Err(Error::Internal(format!("profile {name} has no source"))),
+                };
+                match from {
+                    Ok(creds) if p.role_arn.is_some() => jobs.push((name, creds)),
+                    // a session-token profile: the session is its credentials
+                    r => {
+                        let o = self.record(&name, r);
+                        outcomes.insert(name, o);
+                    }
+                }
+            }
+            let mut again: Vec<(String, Credentials)> = Vec::new();
+            for (name, result) in self.assume_all(jobs, limit).await {
+                let rejected = matches!(
+                    result,
+                    Err(Error::Sts {
+                        error: sts::Error::ExpiredToken | sts::Error::InvalidKey,
+                        ..
+                    })
+                );
+                let source = match self.config.upstream(&name) {
+                    Some(Upstream::Source(s)) if rejected => s,
+                    _ => {
+                        let o = self.record(&name, result);
+                        outcomes.insert(name, o);
+                        continue;
+                    }
+                };
+                // a cached session that AWS no longer accepts: start a new one (once per
+                // source: a later profile of the same source gets the one just started)
+                let session = match self.sessions.get(source) {
+                    Some(s) if self.started.contains(source) => Ok(s.clone()),
+                    _ => {
+                        tracing::info!(source, "cached session rejected; starting a new one");
+                        // forget it everywhere, so that a failure to start a new one (no MFA
+                        // code) is not followed by reusing it next time (the keychain only
+                        // for keychain sources)
+                        match sources::forget_session(self.handle, self.config, source).await {
+                            Err(e) => Err(e),
+                            Ok(_) => self.session(source, true).await,
+                        }
+                    }
+                };
+                match session {
+                    Ok(s) => again.push((name, s)),
+                    Err(e) => {
+                        let o = self.record(&name, Err(e));
+                        outcomes.insert(name, o);
+                    }
+                }
+            }
+            for (name, result) in self.assume_all(again, limit).await {
+                let o = self.record(&name, result);
+                outcomes.insert(name, o);
+            }
+        }
+        order
+            .iter()
+            .filter_map(|n| outcomes.remove(n).map(|o| (n.clone(), o)))
+            .collect()
+    }
+
+    /// The credentials in the file, when they have more than `refresh_before` left (or never
+    /// expire) and no renewal is forced.
+    fn still_valid(&mut self, name: &str, force: bool) -> Option<Outcome> {
+        if force {
+            return None;
+        }
+        let (creds, _) = credfile::managed_credentials(self.text, name)?;
+        let left = creds.time_left(self.now);
+        if left.is_some_and(|l| l <= self.config.settings.refresh_before) {
+            return None;
+        }
+        let expiration = creds.expiration;
+        self.fresh.insert(
+            name.to_string(),
+            FreshCreds {
+                credentials: creds,
+                written: false,
+            },
+        );
+        Some(Outcome::StillValid { expiration })
+    }
+
+    /// AssumeRole for each job, at most `limit` at once.
+    async fn assume_all(
+        &self,
+        jobs: Vec<(String, Credentials)>,
+        limit: usize,
+    ) -> Vec<(String, Result<Credentials, Error>)> {
+        stream::iter(jobs)
+            .map(|(name, creds)| async move {
+                let r = self.assume(&name, &creds).await;
+                (name, r)
+            })
+            .buffer_unordered(limit.max(1))
+            .collect()
+            .await
+    }
+
+    fn record(&mut self, name: &str, result: Result<Credentials, Error>) -> Outcome {
+        match result {
+            Ok(creds) => {
+                let expiration = creds.expiration;
+                tracing::info!(profile = name, expiration = ?expiration.map(humantime::format_rfc3339_seconds), "renewed");
+                self.fresh.insert(
+                    name.to_string(),
+                    FreshCreds {
+                        credentials: creds,
+                        written: true,
+                    },
+                );
+                Outcome::Refreshed { expiration }
+            }
+            Err(e) => {
+                tracing::warn!(profile = name, error = %e, "renewal failed");
+                self.failed.insert(name.to_string());
+                Outcome::Failed(e)
+            }
+        }
+    }
+
+    async fn assume(&self, name: &str, creds: &Credentials) -> Result<Credentials, Error> {
+        let p = self
+            .config
+            .profiles
+            .get(name)
+            .ok_or_else(|| Error::Internal(format!("profile {name} vanished")))?;
+        let role_arn = p
+            .role_arn
+            .as_deref()
+            .ok_or_else(|| Error::Internal(format!("profile {name} has no role")))?;
+        let session_name = p.session_name.clone().unwrap_or_else(|| {
+            sts::default_session_name(self.handle.inner.paths.user_name.as_deref())
+        });
+        let req = AssumeRole {
+            role_arn,
+            session_name: &session_name,
+            duration: self.config.role_duration(p),
+            external_id: p.external_id.as_deref(),
+        };
+        self.handle
+            .inner
+            .sts
+            .assume_role(creds, self.config.region(name), &req)
+            .await
+            .map_err(|error| Error::Sts {
+                profile: name.to_string(),
+                error,
+            })
+    }
+
+    /// The session of `source`: this run's, else what its source gives (see
+    /// [`super::sources::session`]: a cached or new MFA session, the instance role's
+    /// credentials, the environment's).
+    async fn session(&mut self, source: &str, renew: bool) -> Result<Credentials, Error> {
+        // a session started in this run is as new as it gets; one only read from a cache is
+        // reused unless a renewal is asked for
+        if let Some(s) = self.sessions.get(source)
+            && (!renew || self.started.contains(source))
+        {
+            return Ok(s.clone());
+        }
+        let (handle, config, now) = (self.handle, self.config, self.now);
+        let opts = &mut self.opts;
+        let got =
+            sources::session(handle, config, source, renew, now, || opts.mfa_code.take()).await?;
+        if got.started {
+            self.started.insert(source.to_string());
+        }
+        self.sessions
+            .insert(source.to_string(), got.credentials.clone());
+        Ok(got.credentials)
+    }
+}
+
+/// `order` split into chain levels: profiles that assume from a source, then those that
+/// assume from one of them, and so on (each level in `order`'s order).
+fn levels(config: &Config, order: &[String]) -> Vec<Vec<String>> {
+    let mut depth: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut out: Vec<Vec<String>> = Vec::new();
+    for name in order {
+        let d = match config.upstream(name) {
+            Some(Upstream::Profile(up)) => depth.get(up).map_or(0, |d| d + 1),
+            _ => 0,
+        };
+        depth.insert(name, d);
+        if out.len() <= d {
+            out.resize_with(d + 1, Vec::new);
+        }
+        out[d].push(name.clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn levels_put_each_profile_after_the_one_it_assumes_from() {
+        let config = Config::parse(
+            r#"
+[sources.s]
+[profiles.a]
+source = "s"
+role_arn = "arn:aws:iam::222222222222:role/A"
+[profiles.b]
+source = "s"
+[profiles.c]
+source = "a"
+role_arn = "arn:aws:iam::222222222222:role/C"
+[profiles.d]
+source = "c"
+role_arn = "arn:aws:iam::222222222222:role/D"
+[profiles.e]
+source = "a"
+role_arn = "arn:aws:iam::222222222222:role/E"
+"#,
+            Path::new("/cfg/config.toml"),
+        )
+        .unwrap();
+        let order: Vec<String> = config
+            .ordered_profiles()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            levels(&config, &order),
+            [vec!["a", "b"], vec!["c", "e"], vec!["d"]]
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! Watching the config file: a change reloads it ([`EngineHandle::reload`]).
+//!
+//! The watcher is `notify`'s recommended backend (inotify on Linux, FSEvents on macOS), which
+//! blocks in the kernel on its own thread: no polling. It watches the file's *directory*, not
+//! the file, because editors and Rolecall's own `ConfigEditor` replace the file (write a temp
+//! file, rename it over), which a watch on the old inode would miss. Events come in bursts
+//! (create, write, rename, chmod), so a reload waits until the directory has been quiet for
+//! [`DEBOUNCE`]. Opening and reading the file are not changes: our own reload reads it, and
+//! reacting to that would loop.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::EngineHandle;
+
+/// How long the directory must be quiet before the file is read again.
+pub(super) const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Watches the config file until `stop`; returns at once (after a log line) when it cannot.
+pub(super) async fn config_file(handle: EngineHandle, stop: CancellationToken) {
+    let path = handle.paths().config_file.clone();
+    let (Some(dir), Some(name)) = (parent(&path), path.file_name().map(OsString::from)) else {
+        tracing::info!(path = %path.display(), "not watching the config file: no directory");
+        return;
+    };
+    // capacity 1: a pending reload covers every change before it
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    let on_event = move |res: notify::Result<notify::Event>| match res {
+        Ok(ev) if is_change(&ev.kind) && ev.paths.iter().any(|p| p.file_name() == Some(&name)) => {
+            let _ = tx.try_send(());
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "config watcher"),
+    };
+    let mut watcher = match notify::recommended_watcher(on_event) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::info!(error = %e, "not watching the config file (SIGHUP still reloads it)");
+            return;
+        }
+    };
+    if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+        tracing::info!(
+            dir = %dir.display(),
+            error = %e,
+            "not watching the config file (SIGHUP still reloads it)"
+        );
+        return;
+    }
+    tracing::debug!(dir = %dir.display(), "watching the config file");
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            r = rx.recv() => if r.is_none() { return },
+        }
+        // debounce: wait for the burst to end
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(DEBOUNCE) => break,
+                r = rx.recv() => if r.is_none() { return },
+            }
+        }
+        // an invalid file is logged and announced by reload itself
+        let _ = handle.reload().await;
+    }
+}
+
+fn parent(path: &std::path::Path) -> Option<PathBuf> {
+    let p = path.parent()?;
+    Some(if p.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        p.to_path_buf()
+    })
+}
+
+/// Whether an event may mean new content: not an open, a read or a metadata change.
+fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{CreateKind, DataChange, MetadataKind, RenameMode};
+
+    use super::*;
+
+    #[test]
+    fn reads_and_opens_are_not_changes_but_writes_and_renames_are() {
+        assert!(!is_change(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(!is_change(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(!is_change(&EventKind::Modify(ModifyKind::Metadata(
+            MetadataKind::Any
+        ))));
+        assert!(is_change(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(is_change(&EventKind::Modify(ModifyKind::Data(
+            DataChange::Any
+        ))));
+        assert!(is_change(&EventKind::Modify(ModifyKind::Name(
+            RenameMode::Both
+        ))));
+        assert!(is_change(&EventKind::Create(CreateKind::File)));
+    }
+}

@@ -1,0 +1,338 @@
+//! `rolecall daemon` and its agent, against moto through the fault proxy and a real keychain.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{Daemon, Fault, TEST_SECRET_ACCESS_KEY, World, wait_until};
+
+/// Two role profiles living 15 minutes, renewed when less than 14m50s remain: every ~10 s.
+const SHORT: &str = r#"[settings]
+refresh_before = "14m50s"
+sts_timeout = "2s"
+
+[sources.bastion]
+mfa_serial = "arn:aws:iam::123456789012:mfa/alice"
+
+[profiles.dev-admin]
+source = "bastion"
+role_arn = "arn:aws:iam::222222222222:role/Admin"
+duration = "15m"
+region = "eu-west-1"
+
+[profiles.ops]
+source = "bastion"
+role_arn = "arn:aws:iam::444444444444:role/Ops"
+duration = "15m"
+"#;
+
+fn key(text: &str, section: &str) -> Option<String> {
+    let start = text.find(&format!("[{section}]"))?;
+    text[start..]
+        .lines()
+        .find_map(|l| l.strip_prefix("aws_access_key_id = "))
+        .map(str::to_string)
+}
+
+fn expiration(text: &str, section: &str) -> Option<std::time::SystemTime> {
+    let start = text.find(&format!("[{section}]"))?;
+    text[start..]
+        .lines()
+        .find_map(|l| l.strip_prefix("x_rolecall_expiration = "))
+        .and_then(|t| humantime::parse_rfc3339(t).ok())
+}
+
+#[test]
+fn daemon_keeps_short_lived_profiles_fresh_for_a_minute() {
+    let world = World::start();
+    world.setup(SHORT);
+    let daemon = Daemon::start(&world);
+    // no session yet: the daemon waits for a code, and says so
+    let status = world.rc(&["status", "--json"]).run().success().json();
+    assert_eq!(status[0]["state"], "needs-mfa", "{status:#}");
+    // the code goes to the agent, which resumes every profile of the source
+    let out = world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    assert_contains!(out.stdout, "renewed");
+
+    let started = Instant::now();
+    let mut seen_keys = std::collections::BTreeSet::new();
+    let mut cli_ok = 0;
+    while started.elapsed() < Duration::from_secs(60) {
+        let text = world.credentials();
+        for p in ["dev-admin", "ops"] {
+            let exp = expiration(&text, p).unwrap_or_else(|| panic!("no [{p}] in\n{text}"));
+            assert!(
+                exp > std::time::SystemTime::now(),
+                "[{p}] expired in the file"
+            );
+            seen_keys.insert(key(&text, p).unwrap());
+        }
+        if cli_ok < 5 {
+            let out = world
+                .rolecall
+                .aws(&[
+                    "sts",
+                    "get-caller-identity",
+                    "--profile",
+                    "dev-admin",
+                    "--output",
+                    "json",
+                ])
+                .run()
+                .success();
+            assert_contains!(out.stdout, "assumed-role/Admin/");
+            cli_ok += 1;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    // ~6 renewals per profile in a minute (every ~10 s, with jitter of up to 1 s)
+    assert!(
+        seen_keys.len() >= 8,
+        "only {} distinct keys in a minute:\n{}",
+        seen_keys.len(),
+        daemon.log()
+    );
+    assert!(
+        world.proxy.count("AssumeRole") <= 20,
+        "renewing too often: {}",
+        world.proxy.count("AssumeRole")
+    );
+    // one MFA session for the whole minute
+    assert_eq!(world.proxy.count("GetSessionToken"), 1);
+    // the daemon's log never holds a secret
+    let log = daemon.log();
+    assert_not_contains!(log, TEST_SECRET_ACCESS_KEY);
+    let text = world.credentials();
+    for p in ["dev-admin", "ops"] {
+        assert_not_contains!(log, &key(&text, p).unwrap());
+    }
+}
+
+#[test]
+fn daemon_rides_out_throttling_and_stops_on_access_denied() {
+    let world = World::start();
+    world.setup(SHORT);
+    world
+        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let daemon = Daemon::start(&world);
+    // a burst of throttling and 503s: retried with backoff, old credentials stay meanwhile
+    world.proxy.push_n(4, &Fault::Throttle);
+    world.proxy.push_n(3, &Fault::Status(503));
+    let before = key(&world.credentials(), "dev-admin").unwrap();
+    let renewed = wait_until(Duration::from_secs(60), || {
+        let text = world.credentials();
+        assert!(expiration(&text, "dev-admin").unwrap() > std::time::SystemTime::now());
+        (key(&text, "dev-admin").unwrap() != before && world.proxy.pending() == 0).then_some(())
+    });
+    assert!(
+        renewed.is_some(),
+        "not renewed after the burst:\n{}",
+        daemon.log()
+    );
+
+    // AccessDenied: reported, and not retried in a loop
+    world.proxy.set_rule_for("AssumeRole", Fault::AccessDenied);
+    let failed = wait_until(Duration::from_secs(40), || {
+        let status = world.rc(&["status", "--json"]).run().success().json();
+        let dev = status
+            .as_array()?
+            .iter()
+            .find(|p| p["profile"] == "dev-admin")?
+            .clone();
+        (dev["state"] == "error").then_some(dev)
+    })
+    .unwrap_or_else(|| panic!("no error state:\n{}", daemon.log()));
+    assert_contains!(
+        failed["message"].as_str().unwrap_or_default(),
+        "access denied"
+    );
+    let denied = world.proxy.count("AssumeRole");
+    std::thread::sleep(Duration::from_secs(12));
+    assert!(
+        world.proxy.count("AssumeRole") <= denied + 1,
+        "AccessDenied retried: {} -> {}",
+        denied,
+        world.proxy.count("AssumeRole")
+    );
+    // healed: a manual refresh through the agent recovers
+    world.proxy.clear_rule();
+    world.rc(&["refresh", "--force"]).run().success();
+    let status = world.rc(&["status", "--json"]).run().success().json();
+    assert!(
+        status
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["state"] == "fresh" || p["state"] == "expiring"),
+        "{status:#}"
+    );
+}
+
+#[test]
+fn a_second_daemon_is_refused_and_sigterm_cleans_up() {
+    let world = World::start();
+    world.setup(SHORT);
+    world
+        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let mut daemon = Daemon::start(&world);
+    let out = world
+        .rc(&["daemon"])
+        .timeout(Duration::from_secs(20))
+        .run()
+        .failure();
+    assert_contains!(out.stderr, "already running");
+    assert_contains!(out.stderr, &format!("pid {}", daemon.process.pid()));
+
+    // SIGTERM mid-refresh: STS answers slowly, the daemon still stops promptly and the
+    // credentials file is whole
+    world
+        .proxy
+        .set_rule_for("AssumeRole", Fault::Delay(Duration::from_millis(1500)));
+    world.rc(&["status"]).run().success();
+    std::thread::spawn({
+        let rc = world.rolecall.clone();
+        move || {
+            let _ = rc
+                .cmd(&["refresh", "--force"])
+                .timeout(Duration::from_secs(30))
+                .run();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    let before = world.credentials();
+    daemon.signal("TERM");
+    let status = daemon.process.wait_timeout(Duration::from_secs(15));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "daemon did not exit cleanly:\n{}",
+        daemon.log()
+    );
+    assert!(!daemon.socket.exists(), "socket left behind");
+    let after = world.credentials();
+    for p in ["dev-admin", "ops"] {
+        assert!(key(&after, p).is_some(), "[{p}] torn:\n{after}");
+    }
+    assert_eq!(
+        after.matches("x_rolecall_managed").count(),
+        before.matches("x_rolecall_managed").count()
+    );
+    // and a new daemon starts after the old one is gone
+    world.proxy.clear_rule();
+    let _again = Daemon::start(&world);
+}
+
+#[test]
+fn sighup_picks_up_a_new_profile_and_drops_a_removed_one() {
+    let world = World::start();
+    world.setup(SHORT);
+    world
+        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let mut daemon = Daemon::start(&world);
+    let config = world.sandbox.read(world.sandbox.config_path());
+    let without_ops = config.replace(
+        "[profiles.ops]\nsource = \"bastion\"\nrole_arn = \"arn:aws:iam::444444444444:role/Ops\"\nduration = \"15m\"\n",
+        "[profiles.audit]\nsource = \"dev-admin\"\nrole_arn = \"arn:aws:iam::333333333333:role/Audit\"\nduration = \"15m\"\n",
+    );
+    assert_ne!(config, without_ops);
+    world
+        .sandbox
+        .write(world.sandbox.config_path(), &without_ops);
+    daemon.signal("HUP");
+    let done = wait_until(Duration::from_secs(20), || {
+        let text = world.credentials();
+        (text.contains("[audit]") && !text.contains("[ops]")).then_some(())
+    });
+    assert!(
+        done.is_some(),
+        "config change not applied:\n{}\n{}",
+        world.credentials(),
+        daemon.log()
+    );
+}
+
+#[test]
+fn once_renews_what_is_due_and_exits() {
+    let world = World::start();
+    world.setup(SHORT);
+    world
+        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    // fresh enough (just renewed, 15 min left > 14m50s): nothing due
+    let out = world.rc(&["daemon", "--once"]).run().success();
+    assert_contains!(out.stdout, "still valid");
+    let calls = world.proxy.count("AssumeRole");
+    // an expired section is due
+    let text = world.credentials();
+    let past = text.replacen(
+        &format!(
+            "x_rolecall_expiration = {}",
+            humantime::format_rfc3339_seconds(expiration(&text, "ops").unwrap())
+        ),
+        "x_rolecall_expiration = 2020-01-01T00:00:00Z",
+        1,
+    );
+    world.sandbox.write(world.sandbox.credentials_path(), &past);
+    let out = world.rc(&["daemon", "--once"]).run().success();
+    assert_contains!(out.stdout, "renewed");
+    assert_eq!(world.proxy.count("AssumeRole"), calls + 1);
+}
+
+#[cfg(unix)]
+#[test]
+fn another_user_is_refused_by_the_agent() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::start();
+    world.setup(SHORT);
+    world
+        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let daemon = Daemon::start(&world);
+    // open the path for the test, so that only the agent's own peer check stands in the way
+    let mut dir = daemon.socket.parent().unwrap().to_path_buf();
+    std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    while dir.starts_with(world.sandbox.root()) {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+        if !dir.pop() {
+            break;
+        }
+    }
+    let script = format!(
+        "import socket\ns = socket.socket(socket.AF_UNIX)\ns.settimeout(10)\ns.connect({:?})\n\
+         try:\n    s.sendall(b'{{\"v\":1,\"op\":\"status\"}}\\n')\n\
+         except OSError:\n    pass  # refused before we could ask: the answer is already here\n\
+         print(s.makefile().readline())",
+        daemon.socket.display().to_string()
+    );
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            &script,
+        ])
+        .env_clear()
+        .output()
+        .expect("setpriv runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("refused"),
+        "stdout: {stdout}\nstderr: {}\ndaemon: {}",
+        String::from_utf8_lossy(&out.stderr),
+        daemon.log()
+    );
+    assert_not_contains!(stdout, "dev-admin");
+    // the same request as ourselves works
+    let mine = world.rc(&["status", "--json"]).run().success().json();
+    assert_eq!(mine[0]["profile"], "dev-admin");
+}
