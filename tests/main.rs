@@ -12,4 +12,5 @@ mod daemon;
 mod e2e;
 mod faults;
 mod sources;
+mod terminal;
 mod testbed;

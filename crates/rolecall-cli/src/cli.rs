@@ -68,6 +68,8 @@ pub enum Command {
     /// Keep credentials fresh in the foreground: the refresh scheduler plus the local agent
     /// that `rolecall status/refresh/use` talk to. SIGHUP reloads the config.
     Daemon(DaemonArgs),
+    /// Print the running agent's events as they happen (renewals, failures, MFA requests).
+    Watch(WatchArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -201,6 +203,13 @@ pub struct ExportArgs {
 pub struct ProfileArg {
     /// The profile.
     pub profile: String,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Print JSON lines as the agent sends them.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

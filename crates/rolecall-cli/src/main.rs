@@ -89,6 +89,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Clear(a) => cmd::clear::run(paths, a).await,
         Command::Doctor => cmd::doctor::run(paths).await,
         Command::Daemon(a) => cmd::daemon::run(paths, a).await,
+        Command::Watch(a) => cmd::watch::run(paths, a).await,
     }
 }
 

@@ -97,6 +97,73 @@ pub enum Event {
     },
 }
 
+impl std::fmt::Display for Event {
+    /// One human sentence, as `rolecall watch` prints it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = |t: &Option<SystemTime>| {
+            t.map(crate::timestamp::format)
+                .unwrap_or_else(|| "-".into())
+        };
+        match self {
+            Event::CredentialsRefreshed {
+                profile,
+                expiration,
+            } => {
+                write!(f, "{profile}: renewed, expires {}", at(expiration))
+            }
+            Event::SessionStarted { source, expiration } => {
+                write!(f, "source {source}: new session until {}", at(expiration))
+            }
+            Event::RefreshFailed {
+                profile,
+                message,
+                needs_user,
+            } => {
+                let what = if *needs_user {
+                    "needs you"
+                } else {
+                    "will retry"
+                };
+                write!(f, "{profile}: renewal failed ({what}): {message}")
+            }
+            Event::MfaRequired { source, mfa_serial } => write!(
+                f,
+                "source {source}: needs an MFA code from {mfa_serial}; run `rolecall refresh --mfa-code CODE`"
+            ),
+            Event::ExpiringSoon {
+                profile,
+                expiration,
+            } => {
+                write!(
+                    f,
+                    "{profile}: expires soon, at {}",
+                    crate::timestamp::format(*expiration)
+                )
+            }
+            Event::Expired { profile } => write!(f, "{profile}: expired"),
+            Event::StateChanged { profile, state } => write!(f, "{profile}: now {state}"),
+            Event::ConfigReloaded { added, removed } => write!(
+                f,
+                "config reloaded (added: {}; removed: {})",
+                if added.is_empty() {
+                    "none".into()
+                } else {
+                    added.join(", ")
+                },
+                if removed.is_empty() {
+                    "none".into()
+                } else {
+                    removed.join(", ")
+                }
+            ),
+            Event::ConfigInvalid { message } => write!(f, "config not reloaded: {message}"),
+            Event::ActiveChanged { profile: Some(p) } => write!(f, "[default] now mirrors {p}"),
+            Event::ActiveChanged { profile: None } => write!(f, "[default] no longer managed"),
+            Event::Cleared { profiles } => write!(f, "cleared [{}]", profiles.join("], [")),
+        }
+    }
+}
+
 mod rfc3339 {
     use std::time::SystemTime;
 

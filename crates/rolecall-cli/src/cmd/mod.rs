@@ -11,6 +11,7 @@ pub mod keys;
 pub mod refresh;
 pub mod status;
 pub mod use_;
+pub mod watch;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -61,8 +61,9 @@ pub enum Error {
     /// The keychain (the collection holding the entry) is locked. Rolecall never opens an
     /// unlock prompt itself: it fails at once so that no caller hangs on an unanswered prompt.
     #[error(
-        "keychain entry {account:?}: keychain is locked; unlock your login keyring (e.g. log in \
-         to the desktop, or `gnome-keyring-daemon --unlock`) and try again"
+        "{}: the keychain is locked; unlock your login keyring (log in to the desktop, or \
+         `gnome-keyring-daemon --unlock` on a server), then run the command again",
+        entry(.account)
     )]
     Locked {
         /// The entry's account (`source:NAME` or `session:NAME`).
@@ -81,8 +82,9 @@ pub enum Error {
     },
     /// The keychain refused access to the entry, or its permission prompt was dismissed.
     #[error(
-        "keychain entry {account:?}: access was denied (the keychain refused, or its permission \
-         prompt was dismissed); unlock the keychain and allow rolecall to use it, then try again"
+        "{}: access was denied (the keychain refused, or its permission prompt was \
+         dismissed); unlock the keychain and allow rolecall to use it, then try again",
+        entry(.account)
     )]
     Denied {
         /// The entry's account.
@@ -90,8 +92,9 @@ pub enum Error {
     },
     /// The stored value is not a record this version of Rolecall understands.
     #[error(
-        "keychain entry {account:?} is unreadable (not a rolecall record this version \
-         understands); run `rolecall keys remove {name}` and `rolecall keys add {name}` again",
+        "{} is unreadable in the keychain (not a rolecall record this version understands); \
+         run `rolecall keys remove {name}` and `rolecall keys add {name}` again",
+        entry(.account),
         name = source_name_of(.account)
     )]
     Corrupt {
@@ -185,7 +188,18 @@ fn entry_prefix(account: &str) -> String {
     if account.is_empty() {
         String::new()
     } else {
-        format!("keychain entry {account:?}: ")
+        format!("{}: ", entry(account))
+    }
+}
+
+/// What an account is, in the user's words: `the key of source prod`.
+fn entry(account: &str) -> String {
+    if let Some(name) = account.strip_prefix(SOURCE_PREFIX) {
+        format!("the key of source {name}")
+    } else if let Some(name) = account.strip_prefix(SESSION_PREFIX) {
+        format!("the MFA session of source {name}")
+    } else {
+        format!("keychain entry {account:?}")
     }
 }
 
@@ -830,7 +844,7 @@ mod tests {
         assert!(
             backend(false)
                 .to_string()
-                .starts_with("keychain entry \"source:x\": ")
+                .starts_with("the key of source x: ")
         );
         let no_entry = Error::Backend {
             account: String::new(),

@@ -1,0 +1,107 @@
+//! What a person at a terminal sees: `rolecall keys add` prompts without echoing the key, and
+//! `rolecall refresh` asks for the MFA code. Driven through a real pseudo-terminal (Python's
+//! `pty`), answering each prompt only once it is shown, as a person would.
+
+use crate::support::{CONFIG, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, World};
+
+/// Drives a program on a pseudo-terminal like a person: waits for each prompt, then types the
+/// answer. argv: JSON list of [prompt, answer] pairs, then the program and its arguments.
+const TYPIST: &str = r#"
+import json, os, pty, select, sys, time
+pairs = json.loads(sys.argv[1])
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+out = b""
+def read(until=None, timeout=20):
+    global out
+    end = time.time() + timeout
+    while time.time() < end and (until is None or until not in out):
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            out += chunk
+for prompt, answer in pairs:
+    read(prompt.encode())
+    time.sleep(0.1)  # the prompt is printed before echo is turned off: let it settle
+    os.write(fd, answer.encode())
+read()
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+
+/// Runs `rolecall ARGS` on a pseudo-terminal, answering each prompt; returns the screen.
+fn on_a_terminal(world: &World, args: &[&str], exchanges: &[(&str, &str)]) -> String {
+    let bin = crate::support::rolecall_bin();
+    let pairs = serde_json::to_string(exchanges).expect("JSON");
+    let out = world
+        .rolecall
+        .python(TYPIST)
+        .arg(pairs)
+        .arg(bin)
+        .args(args)
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.streams());
+    out.stdout
+}
+
+#[test]
+fn keys_add_on_a_terminal_prompts_without_echo() {
+    let world = World::start();
+    let screen = on_a_terminal(
+        &world,
+        &[
+            "keys",
+            "add",
+            "bastion",
+            "--mfa-serial",
+            "arn:aws:iam::123456789012:mfa/alice",
+        ],
+        &[
+            ("AWS access key id:", &format!("{TEST_ACCESS_KEY_ID}\n")),
+            (
+                "AWS secret access key:",
+                &format!("{TEST_SECRET_ACCESS_KEY}\n"),
+            ),
+        ],
+    );
+    assert_contains!(screen, "AWS access key id:");
+    assert_contains!(screen, "AWS secret access key:");
+    assert_not_contains!(screen, TEST_SECRET_ACCESS_KEY);
+    assert_not_contains!(screen, TEST_ACCESS_KEY_ID);
+    let stored = world
+        .keyring
+        .lookup("rolecall", "source:bastion")
+        .expect("stored");
+    assert_contains!(stored, TEST_SECRET_ACCESS_KEY);
+}
+
+#[test]
+fn refresh_on_a_terminal_asks_for_the_mfa_code() {
+    let world = World::start();
+    world.setup(CONFIG);
+    let screen = on_a_terminal(
+        &world,
+        &["refresh", "dev-admin"],
+        &[("MFA code", "123456\n")],
+    );
+    assert_contains!(
+        screen,
+        "MFA code for source bastion (arn:aws:iam::123456789012:mfa/alice)"
+    );
+    assert_contains!(screen, "renewed");
+    assert_eq!(world.proxy.count("GetSessionToken"), 1);
+    let gst = world
+        .proxy
+        .requests()
+        .into_iter()
+        .find(|r| r.action.as_deref() == Some("GetSessionToken"))
+        .expect("a GetSessionToken request");
+    assert_eq!(gst.param("TokenCode"), Some("123456"));
+}
