@@ -336,3 +336,53 @@ fn another_user_is_refused_by_the_agent() {
     let mine = world.rc(&["status", "--json"]).run().success().json();
     assert_eq!(mine[0]["profile"], "dev-admin");
 }
+
+#[test]
+fn watch_prints_the_agents_events_as_they_happen() {
+    let world = World::start();
+    world.setup(SHORT);
+    world
+        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    // without an agent there is nothing to watch, and it says how to start one
+    let out = world.rc(&["watch"]).run().failure();
+    assert_contains!(out.stderr, "rolecall daemon");
+    let _daemon = Daemon::start(&world);
+    let log = world.sandbox.log_dir().join("watch.log");
+    let mut watch = world.rc(&["watch", "--json"]).spawn("rolecall watch", &log);
+    let human_log = world.sandbox.log_dir().join("watch-human.log");
+    let mut human = world.rc(&["watch"]).spawn("rolecall watch", &human_log);
+    // the watchers subscribe asynchronously: trigger renewals until one is seen
+    let seen = wait_until(Duration::from_secs(20), || {
+        world.rc(&["refresh", "--force", "ops"]).run().success();
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        (text.contains("\"credentials_refreshed\"") && text.contains("\"ops\"")).then_some(text)
+    })
+    .unwrap_or_else(|| panic!("no event seen:\n{}", watch.log()));
+    let first = seen
+        .lines()
+        .find(|l| l.contains("credentials_refreshed"))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(first).unwrap();
+    assert_eq!(v["v"], 1);
+    assert!(
+        v["event"]["expiration"]
+            .as_str()
+            .is_some_and(|e| e.ends_with('Z')),
+        "{first}"
+    );
+    let human_text = wait_until(Duration::from_secs(10), || {
+        let t = std::fs::read_to_string(&human_log).unwrap_or_default();
+        t.contains("ops: renewed, expires").then_some(t)
+    });
+    assert!(human_text.is_some(), "{}", human.log());
+    // events never carry credentials
+    let creds = world.credentials();
+    let key = key(&creds, "ops").unwrap();
+    assert_not_contains!(seen, &key);
+    assert_not_contains!(seen, "ASIA");
+    assert_not_contains!(seen, "aws_secret_access_key");
+    watch.kill();
+    human.kill();
+}
