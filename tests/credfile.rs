@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
+use crate::support::credfile::expect_key_id;
 use crate::support::{Process, World};
 
 /// A config with `n` independent role profiles `r0..r{n-1}` on source bastion.
@@ -236,22 +237,12 @@ fn two_processes_refreshing_at_once_lose_nothing() {
         // every section was renewed: both writers' updates landed
         for name in &names {
             assert_ne!(
-                key(&before, name),
-                key(&after, name),
+                expect_key_id(&before, name),
+                expect_key_id(&after, name),
                 "round {round}: [{name}] lost an update"
             );
         }
     }
-}
-
-fn key(text: &str, section: &str) -> String {
-    let header = format!("[{section}]");
-    let start = text.find(&header).unwrap_or_else(|| panic!("no {header}"));
-    text[start..]
-        .lines()
-        .find_map(|l| l.strip_prefix("aws_access_key_id = "))
-        .unwrap_or_default()
-        .to_string()
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::support::credfile::{expect_key_id, expiration, key_id};
 use crate::support::{Daemon, Fault, TEST_SECRET_ACCESS_KEY, World, wait_until};
 
 /// Two role profiles living 15 minutes, renewed when less than 14m50s remain: every ~10 s.
@@ -24,20 +25,16 @@ role_arn = "arn:aws:iam::444444444444:role/Ops"
 duration = "15m"
 "#;
 
-fn key(text: &str, section: &str) -> Option<String> {
-    let start = text.find(&format!("[{section}]"))?;
-    text[start..]
-        .lines()
-        .find_map(|l| l.strip_prefix("aws_access_key_id = "))
-        .map(str::to_string)
-}
-
-fn expiration(text: &str, section: &str) -> Option<std::time::SystemTime> {
-    let start = text.find(&format!("[{section}]"))?;
-    text[start..]
-        .lines()
-        .find_map(|l| l.strip_prefix("x_rolecall_expiration = "))
-        .and_then(|t| humantime::parse_rfc3339(t).ok())
+/// A world with [`SHORT`]'s profiles written by one refresh without an agent, so that the
+/// MFA session is cached in the keychain before a daemon starts.
+fn refreshed_world() -> World {
+    let world = World::start();
+    world.setup(SHORT);
+    world
+        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    world
 }
 
 #[test]
@@ -66,21 +63,10 @@ fn daemon_keeps_short_lived_profiles_fresh_for_a_minute() {
                 exp > std::time::SystemTime::now(),
                 "[{p}] expired in the file"
             );
-            seen_keys.insert(key(&text, p).unwrap());
+            seen_keys.insert(expect_key_id(&text, p));
         }
         if cli_ok < 5 {
-            let out = world
-                .rolecall
-                .aws(&[
-                    "sts",
-                    "get-caller-identity",
-                    "--profile",
-                    "dev-admin",
-                    "--output",
-                    "json",
-                ])
-                .run()
-                .success();
+            let out = world.rolecall.caller_identity("dev-admin").run().success();
             assert_contains!(out.stdout, "assumed-role/Admin/");
             cli_ok += 1;
         }
@@ -105,27 +91,22 @@ fn daemon_keeps_short_lived_profiles_fresh_for_a_minute() {
     assert_not_contains!(log, TEST_SECRET_ACCESS_KEY);
     let text = world.credentials();
     for p in ["dev-admin", "ops"] {
-        assert_not_contains!(log, &key(&text, p).unwrap());
+        assert_not_contains!(log, &expect_key_id(&text, p));
     }
 }
 
 #[test]
 fn daemon_rides_out_throttling_and_stops_on_access_denied() {
-    let world = World::start();
-    world.setup(SHORT);
-    world
-        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
-        .run()
-        .success();
+    let world = refreshed_world();
     let daemon = Daemon::start(&world);
     // a burst of throttling and 503s: retried with backoff, old credentials stay meanwhile
     world.proxy.push_n(4, &Fault::Throttle);
     world.proxy.push_n(3, &Fault::Status(503));
-    let before = key(&world.credentials(), "dev-admin").unwrap();
+    let before = expect_key_id(&world.credentials(), "dev-admin");
     let renewed = wait_until(Duration::from_secs(60), || {
         let text = world.credentials();
         assert!(expiration(&text, "dev-admin").unwrap() > std::time::SystemTime::now());
-        (key(&text, "dev-admin").unwrap() != before && world.proxy.pending() == 0).then_some(())
+        (expect_key_id(&text, "dev-admin") != before && world.proxy.pending() == 0).then_some(())
     });
     assert!(
         renewed.is_some(),
@@ -173,12 +154,7 @@ fn daemon_rides_out_throttling_and_stops_on_access_denied() {
 
 #[test]
 fn a_second_daemon_is_refused_and_sigterm_cleans_up() {
-    let world = World::start();
-    world.setup(SHORT);
-    world
-        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
-        .run()
-        .success();
+    let world = refreshed_world();
     let mut daemon = Daemon::start(&world);
     let out = world
         .rc(&["daemon"])
@@ -215,7 +191,7 @@ fn a_second_daemon_is_refused_and_sigterm_cleans_up() {
     assert!(!daemon.socket.exists(), "socket left behind");
     let after = world.credentials();
     for p in ["dev-admin", "ops"] {
-        assert!(key(&after, p).is_some(), "[{p}] torn:\n{after}");
+        assert!(key_id(&after, p).is_some(), "[{p}] torn:\n{after}");
     }
     assert_eq!(
         after.matches("x_rolecall_managed").count(),
@@ -228,12 +204,7 @@ fn a_second_daemon_is_refused_and_sigterm_cleans_up() {
 
 #[test]
 fn sighup_picks_up_a_new_profile_and_drops_a_removed_one() {
-    let world = World::start();
-    world.setup(SHORT);
-    world
-        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
-        .run()
-        .success();
+    let world = refreshed_world();
     let mut daemon = Daemon::start(&world);
     let config = world.sandbox.read(world.sandbox.config_path());
     let without_ops = config.replace(
@@ -259,12 +230,7 @@ fn sighup_picks_up_a_new_profile_and_drops_a_removed_one() {
 
 #[test]
 fn once_renews_what_is_due_and_exits() {
-    let world = World::start();
-    world.setup(SHORT);
-    world
-        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
-        .run()
-        .success();
+    let world = refreshed_world();
     // fresh enough (just renewed, 15 min left > 14m50s): nothing due
     let out = world.rc(&["daemon", "--once"]).run().success();
     assert_contains!(out.stdout, "still valid");
@@ -289,12 +255,7 @@ fn once_renews_what_is_due_and_exits() {
 #[test]
 fn another_user_is_refused_by_the_agent() {
     use std::os::unix::fs::PermissionsExt;
-    let world = World::start();
-    world.setup(SHORT);
-    world
-        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
-        .run()
-        .success();
+    let world = refreshed_world();
     let daemon = Daemon::start(&world);
     // open the path for the test, so that only the agent's own peer check stands in the way
     let mut dir = daemon.socket.parent().unwrap().to_path_buf();
@@ -339,12 +300,7 @@ fn another_user_is_refused_by_the_agent() {
 
 #[test]
 fn watch_prints_the_agents_events_as_they_happen() {
-    let world = World::start();
-    world.setup(SHORT);
-    world
-        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
-        .run()
-        .success();
+    let world = refreshed_world();
     // without an agent there is nothing to watch, and it says how to start one
     let out = world.rc(&["watch"]).run().failure();
     assert_contains!(out.stderr, "rolecall daemon");
@@ -379,7 +335,7 @@ fn watch_prints_the_agents_events_as_they_happen() {
     assert!(human_text.is_some(), "{}", human.log());
     // events never carry credentials
     let creds = world.credentials();
-    let key = key(&creds, "ops").unwrap();
+    let key = expect_key_id(&creds, "ops");
     assert_not_contains!(seen, &key);
     assert_not_contains!(seen, "ASIA");
     assert_not_contains!(seen, "aws_secret_access_key");

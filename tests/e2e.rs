@@ -1,20 +1,14 @@
 //! End to end through the real binary: key into the keychain → MFA session → role credentials
 //! → managed sections → the real AWS CLI and boto3 use them.
 
+use crate::support::credfile::expect_key_id;
 use crate::support::{CONFIG, MFA_SERIAL, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, World};
 
 /// `aws sts get-caller-identity --profile NAME` → the Arn it prints.
 fn caller_arn(world: &World, profile: &str) -> String {
     let out = world
         .rolecall
-        .aws(&[
-            "sts",
-            "get-caller-identity",
-            "--profile",
-            profile,
-            "--output",
-            "json",
-        ])
+        .caller_identity(profile)
         .env_remove("AWS_REGION")
         .env_remove("AWS_DEFAULT_REGION")
         .env("AWS_CONFIG_FILE", world.sandbox.path("no-aws-config"))
@@ -45,12 +39,7 @@ fn key_to_keychain_to_role_credentials_used_by_the_aws_cli() {
     assert_contains!(out.stdout, "renewed");
     // one MFA session, the code sent once, then one AssumeRole per role profile
     assert_eq!(world.proxy.count("GetSessionToken"), 1);
-    let gst = world
-        .proxy
-        .requests()
-        .into_iter()
-        .find(|r| r.action.as_deref() == Some("GetSessionToken"))
-        .unwrap();
+    let gst = world.proxy.first("GetSessionToken").unwrap();
     assert_eq!(gst.param("TokenCode"), Some("123456"));
     assert_eq!(gst.param("SerialNumber"), Some(MFA_SERIAL));
     assert_eq!(world.proxy.count("AssumeRole"), 2);
@@ -136,8 +125,8 @@ fn use_mirrors_into_default_and_none_removes_it() {
 
     // [default] holds dev-admin's keys
     let text = world.credentials();
-    let default_key = key_of(&text, "default");
-    assert_eq!(default_key, key_of(&text, "dev-admin"));
+    let default_key = expect_key_id(&text, "default");
+    assert_eq!(default_key, expect_key_id(&text, "dev-admin"));
     assert_eq!(
         caller_arn(&world, "default"),
         "arn:aws:sts::222222222222:assumed-role/Admin/rolecall-user"
@@ -149,8 +138,11 @@ fn use_mirrors_into_default_and_none_removes_it() {
         .run()
         .success();
     let text2 = world.credentials();
-    assert_ne!(key_of(&text2, "dev-admin"), default_key);
-    assert_eq!(key_of(&text2, "default"), key_of(&text2, "dev-admin"));
+    assert_ne!(expect_key_id(&text2, "dev-admin"), default_key);
+    assert_eq!(
+        expect_key_id(&text2, "default"),
+        expect_key_id(&text2, "dev-admin")
+    );
 
     let status = world.rc(&["status", "--json"]).run().success().json();
     let dev = status
@@ -177,20 +169,6 @@ fn use_mirrors_into_default_and_none_removes_it() {
             .read(world.sandbox.config_path())
             .contains("active =")
     );
-}
-
-fn key_of(text: &str, section: &str) -> String {
-    let header = format!("[{section}]");
-    let mut inside = false;
-    for line in text.lines() {
-        let t = line.trim();
-        if t.starts_with('[') {
-            inside = t == header;
-        } else if inside && let Some(v) = t.strip_prefix("aws_access_key_id") {
-            return v.trim_start_matches([' ', '=']).to_string();
-        }
-    }
-    panic!("no [{section}] with a key in:\n{text}");
 }
 
 #[test]
@@ -229,7 +207,7 @@ fn exec_export_and_credential_process_hand_out_fresh_credentials() {
         .rc(&["refresh", "--mfa-code", "123456"])
         .run()
         .success();
-    let key = key_of(&world.credentials(), "dev-admin");
+    let key = expect_key_id(&world.credentials(), "dev-admin");
 
     // exec: the command sees the role's variables, AWS_PROFILE is gone, exit code passes through
     let out = world
@@ -290,14 +268,7 @@ fn exec_export_and_credential_process_hand_out_fresh_credentials() {
     );
     let out = world
         .rolecall
-        .aws(&[
-            "sts",
-            "get-caller-identity",
-            "--profile",
-            "via-process",
-            "--output",
-            "json",
-        ])
+        .caller_identity("via-process")
         .run()
         .success();
     assert_contains!(out.stdout, "assumed-role/Admin/");

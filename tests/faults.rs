@@ -8,6 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::credfile::key_id;
 use crate::support::{
     CONFIG, Fault, FaultProxy, MFA_SERIAL, Output, Process, Rolecall, Sandbox, TEST_ACCESS_KEY_ID,
     TEST_SECRET_ACCESS_KEY, TestCommand, World, wait_until,
@@ -158,14 +159,6 @@ fn section(text: &str, name: &str) -> Option<String> {
     let first = lines.next()?;
     let rest: Vec<&str> = lines.take_while(|line| !line.starts_with('[')).collect();
     Some(format!("{first}\n{}", rest.join("\n")))
-}
-
-/// `aws_access_key_id` of `[name]`.
-fn key_id(text: &str, name: &str) -> Option<String> {
-    section(text, name)?.lines().find_map(|line| {
-        let (key, value) = line.split_once('=')?;
-        (key.trim() == "aws_access_key_id").then(|| value.trim().to_owned())
-    })
 }
 
 /// The proxy's record, one `Action status` line per request (`-`: no answer yet or dropped).
@@ -434,9 +427,8 @@ fn a_denied_profile_fails_alone_while_the_others_are_renewed() {
     );
     let roles: Vec<_> = world
         .proxy
-        .requests()
+        .requests_of("AssumeRole")
         .iter()
-        .filter(|request| request.action.as_deref() == Some("AssumeRole"))
         .map(|request| request.param("RoleArn").unwrap_or("").to_owned())
         .collect();
     assert_eq!(roles, [ADMIN_ROLE, OPS_ROLE], "{}", trace(&world.proxy));

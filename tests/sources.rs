@@ -3,6 +3,7 @@
 //! MFA), `keys add --detect-mfa` against moto's IAM, and the config checks. Where a test needs no
 //! keychain, the session bus points nowhere, so any keychain access would fail it.
 
+use crate::support::credfile::expect_value;
 use crate::support::{
     FaultProxy, Imds, ImdsCredentials, Moto, Rolecall, Sandbox, TEST_ACCESS_KEY_ID,
     TEST_SECRET_ACCESS_KEY, World, http_request,
@@ -83,24 +84,6 @@ impl Bed {
     }
 }
 
-/// The value of `key` in `[section]` of an INI text.
-fn value_of(text: &str, section: &str, key: &str) -> String {
-    let header = format!("[{section}]");
-    let mut inside = false;
-    for line in text.lines() {
-        let t = line.trim();
-        if t.starts_with('[') {
-            inside = t == header;
-        } else if inside
-            && let Some((k, v)) = t.split_once('=')
-            && k.trim() == key
-        {
-            return v.trim().to_owned();
-        }
-    }
-    panic!("no {key} in [{section}] of:\n{text}");
-}
-
 #[test]
 fn instance_profile_source_assumes_role_over_imdsv2_without_a_keychain() {
     let bed = Bed::start(EC2_CONFIG);
@@ -119,9 +102,7 @@ fn instance_profile_source_assumes_role_over_imdsv2_without_a_keychain() {
     assert_eq!(bed.proxy.count("AssumeRole"), 1);
     let assume = bed
         .proxy
-        .requests()
-        .into_iter()
-        .find(|r| r.action.as_deref() == Some("AssumeRole"))
+        .first("AssumeRole")
         .expect("an AssumeRole request");
     assert_eq!(assume.param("RoleArn"), Some(PUTTER_ROLE));
 
@@ -160,21 +141,14 @@ fn instance_profile_source_assumes_role_over_imdsv2_without_a_keychain() {
     // the profile without a role holds the instance credentials themselves
     let text = bed.credentials();
     assert_eq!(
-        value_of(&text, "instance", "aws_access_key_id"),
+        expect_value(&text, "instance", "aws_access_key_id"),
         instance.access_key_id
     );
-    assert!(value_of(&text, "putter", "aws_access_key_id").starts_with("ASIA"));
+    assert!(expect_value(&text, "putter", "aws_access_key_id").starts_with("ASIA"));
 
     // the real AWS CLI, reading the credentials file, is the assumed role
     let out = rc
-        .aws(&[
-            "sts",
-            "get-caller-identity",
-            "--profile",
-            "putter",
-            "--output",
-            "json",
-        ])
+        .caller_identity("putter")
         .env("AWS_CONFIG_FILE", bed.sandbox.path("no-aws-config"))
         .run()
         .success();
@@ -197,7 +171,7 @@ fn instance_profile_source_assumes_role_over_imdsv2_without_a_keychain() {
     imds.set_credentials(rotated.clone());
     rc.cmd(&["refresh", "--force"]).run().success();
     assert_eq!(
-        value_of(&bed.credentials(), "instance", "aws_access_key_id"),
+        expect_value(&bed.credentials(), "instance", "aws_access_key_id"),
         rotated.access_key_id
     );
     assert_eq!(bed.proxy.count("AssumeRole"), 2);
@@ -285,12 +259,7 @@ role_arn = "arn:aws:iam::222222222222:role/Ops"
     assert_eq!(bed.proxy.count("GetSessionToken"), 0);
 
     rc.cmd(&["refresh", "--mfa-code", "123456"]).run().success();
-    let gst: Vec<_> = bed
-        .proxy
-        .requests()
-        .into_iter()
-        .filter(|r| r.action.as_deref() == Some("GetSessionToken"))
-        .collect();
+    let gst = bed.proxy.requests_of("GetSessionToken");
     assert_eq!(gst.len(), 1);
     assert_eq!(
         gst[0].param("SerialNumber"),
@@ -372,9 +341,7 @@ fn keys_add_detect_mfa_stores_the_users_only_device() {
     assert!(world.keyring.lookup("rolecall", "source:work").is_some());
     let list = world
         .proxy
-        .requests()
-        .into_iter()
-        .find(|r| r.action.as_deref() == Some("ListMFADevices"))
+        .first("ListMFADevices")
         .expect("a ListMFADevices request");
     assert_eq!(list.param("UserName"), Some("alice"));
 

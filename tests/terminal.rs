@@ -99,9 +99,7 @@ fn refresh_on_a_terminal_asks_for_the_mfa_code() {
     assert_eq!(world.proxy.count("GetSessionToken"), 1);
     let gst = world
         .proxy
-        .requests()
-        .into_iter()
-        .find(|r| r.action.as_deref() == Some("GetSessionToken"))
+        .first("GetSessionToken")
         .expect("a GetSessionToken request");
     assert_eq!(gst.param("TokenCode"), Some("123456"));
 }

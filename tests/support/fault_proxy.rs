@@ -2,22 +2,21 @@
 //! moto never produces (throttling, 5xx, expired or invalid tokens, clock skew, wrong MFA codes,
 //! slow or dropped connections) and records every request.
 //!
-//! It runs in-process on its own thread and tokio runtime, bound to 127.0.0.1:0. Faults come
-//! from a queue (each consumed by one matching request) and, when no queued fault matches, from
-//! a standing rule; otherwise the request passes through to moto unchanged. A fault can be
-//! limited to one STS action (the form field `Action=GetSessionToken|AssumeRole|…`).
+//! It runs in-process on an [`HttpServer`] (its own thread and tokio runtime, bound to
+//! 127.0.0.1:0). Faults come from a queue (each consumed by one matching request) and, when no
+//! queued fault matches, from a standing rule; otherwise the request passes through to moto
+//! unchanged. A fault can be limited to one STS action (the form field
+//! `Action=GetSessionToken|AssumeRole|…`).
 //!
-//! It serves connections with hyper directly (not `axum::serve`): a service error makes hyper
-//! close the connection without writing a response, which is how `Fault::Drop` works.
+//! `Fault::Drop` is the request handler's `Err`, on which hyper closes the connection without
+//! writing a response.
 //! Error bodies use STS's query-protocol shape:
 //! `<ErrorResponse><Error><Type/><Code/><Message/></Error><RequestId/></ErrorResponse>`.
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -27,8 +26,9 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::sync::oneshot;
+use hyper_util::rt::TokioExecutor;
+
+use super::http_server::HttpServer;
 
 /// What the proxy does to one request instead of (or before) forwarding it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -221,16 +221,14 @@ impl Shared {
 
 /// The proxy; stops (and drops in-flight requests) on Drop.
 pub struct FaultProxy {
-    addr: SocketAddr,
+    server: HttpServer,
     shared: Arc<Shared>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for FaultProxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FaultProxy")
-            .field("addr", &self.addr)
+            .field("addr", &self.server.addr())
             .field("upstream", &self.shared.upstream)
             .finish_non_exhaustive()
     }
@@ -242,46 +240,19 @@ impl FaultProxy {
         let upstream: Uri = upstream
             .parse()
             .unwrap_or_else(|e| panic!("upstream {upstream}: {e}"));
-        // Bound before returning, so the URL works at once: the kernel queues early connections.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
-        listener
-            .set_nonblocking(true)
-            .expect("a non-blocking listener for tokio");
-        let addr = listener
-            .local_addr()
-            .expect("local address of a bound socket");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("building the fault proxy runtime");
-        let client = {
-            let _guard = runtime.enter();
-            Client::builder(TokioExecutor::new()).build_http()
-        };
-        let shared = Arc::new(Shared {
+        // The client is made with the server's runtime entered: its connection pool runs there.
+        let state = || Shared {
             state: Mutex::default(),
             upstream,
-            client,
-        });
-        let (shutdown, stop) = oneshot::channel();
-        let thread = std::thread::Builder::new()
-            .name(format!("fault-proxy-{}", addr.port()))
-            .spawn({
-                let shared = Arc::clone(&shared);
-                move || runtime.block_on(serve(listener, shared, stop))
-            })
-            .expect("spawning the fault proxy thread");
-        FaultProxy {
-            addr,
-            shared,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        }
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        };
+        let (server, shared) = HttpServer::start("fault proxy", state, handle);
+        FaultProxy { server, shared }
     }
 
     /// `http://127.0.0.1:PORT`, to use as `AWS_ENDPOINT_URL_STS`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// Queues a fault for the next request of any action.
@@ -348,6 +319,22 @@ impl FaultProxy {
             .count()
     }
 
+    /// The requests of this action so far, in arrival order.
+    pub fn requests_of(&self, action: &str) -> Vec<ProxiedRequest> {
+        self.shared
+            .state()
+            .requests
+            .iter()
+            .filter(|request| request.action.as_deref() == Some(action))
+            .cloned()
+            .collect()
+    }
+
+    /// The first request of this action, if one arrived.
+    pub fn first(&self, action: &str) -> Option<ProxiedRequest> {
+        self.requests_of(action).into_iter().next()
+    }
+
     /// The statuses returned so far, in order (`None`: no response).
     pub fn statuses(&self) -> Vec<Option<u16>> {
         self.shared
@@ -365,50 +352,6 @@ impl FaultProxy {
         state.rule = None;
         state.requests.clear();
     }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            // Propagating a proxy panic into a test that is already unwinding would abort.
-            if thread.join().is_err() && !std::thread::panicking() {
-                panic!("the fault proxy thread panicked");
-            }
-        }
-    }
-}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    shared: Arc<Shared>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("registering the listener");
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let shared = Arc::clone(&shared);
-                connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        handle(Arc::clone(&shared), request)
-                    });
-                    // Errors here are clients hanging up or our own `Drop` faults.
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-            // Reap finished connection tasks so the set does not grow for the whole test.
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    connections.shutdown().await;
 }
 
 /// Returned by the service to make hyper close the connection without a response.

@@ -12,16 +12,14 @@
 //!
 //! Credentials are whatever the test gives ([`ImdsCredentials::from_moto`] gets real ones from
 //! moto's AssumeRole, so STS calls signed with them work) and can be swapped (rotation). Every
-//! request is recorded. It runs in-process on its own thread and runtime, bound to
-//! 127.0.0.1:0, and stops on Drop.
+//! request is recorded. It runs in-process on an [`HttpServer`] (its own thread and runtime,
+//! bound to 127.0.0.1:0) and stops on Drop.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -29,9 +27,8 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::sync::oneshot;
 
+use super::http_server::HttpServer;
 use super::rolecall::{Rolecall, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY};
 
 const TOKEN_PATH: &str = "/latest/api/token";
@@ -144,16 +141,14 @@ impl Shared {
 
 /// The server; stops on Drop.
 pub struct Imds {
-    addr: SocketAddr,
+    server: HttpServer,
     shared: Arc<Shared>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for Imds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Imds")
-            .field("addr", &self.addr)
+            .field("addr", &self.server.addr())
             .finish_non_exhaustive()
     }
 }
@@ -161,45 +156,23 @@ impl fmt::Debug for Imds {
 impl Imds {
     /// Serves `credentials` as the instance role `role`; accepts connections on return.
     pub fn start(role: &str, credentials: ImdsCredentials) -> Imds {
-        // Bound before returning, so the URL works at once: the kernel queues early connections.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
-        listener
-            .set_nonblocking(true)
-            .expect("a non-blocking listener for tokio");
-        let addr = listener
-            .local_addr()
-            .expect("local address of a bound socket");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("building the IMDS runtime");
-        let shared = Arc::new(Shared {
+        let state = || Shared {
             state: Mutex::new(State {
                 role: Some(role.to_owned()),
                 credentials,
                 tokens: HashMap::new(),
                 requests: Vec::new(),
             }),
+        };
+        let (server, shared) = HttpServer::start("IMDS", state, |shared, request| async move {
+            Ok::<_, Infallible>(handle(&shared, &request))
         });
-        let (shutdown, stop) = oneshot::channel();
-        let thread = std::thread::Builder::new()
-            .name(format!("imds-{}", addr.port()))
-            .spawn({
-                let shared = Arc::clone(&shared);
-                move || runtime.block_on(serve(listener, shared, stop))
-            })
-            .expect("spawning the IMDS thread");
-        Imds {
-            addr,
-            shared,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        }
+        Imds { server, shared }
     }
 
     /// `http://127.0.0.1:PORT`, to use as `AWS_EC2_METADATA_SERVICE_ENDPOINT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// Serves these credentials from now on (the instance role's rotation).
@@ -221,51 +194,6 @@ impl Imds {
     pub fn clear_requests(&self) {
         self.shared.state().requests.clear();
     }
-}
-
-impl Drop for Imds {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            // Propagating a server panic into a test that is already unwinding would abort.
-            if thread.join().is_err() && !std::thread::panicking() {
-                panic!("the IMDS thread panicked");
-            }
-        }
-    }
-}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    shared: Arc<Shared>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("registering the listener");
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let shared = Arc::clone(&shared);
-                connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let shared = Arc::clone(&shared);
-                        async move { Ok::<_, Infallible>(handle(&shared, &request)) }
-                    });
-                    // Errors here are clients hanging up.
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-            // Reap finished connection tasks so the set does not grow for the whole test.
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    connections.shutdown().await;
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {

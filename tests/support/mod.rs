@@ -5,7 +5,7 @@
 //! (also when the test panics). Nothing here mocks a component: [`Moto`] is moto's STS,
 //! [`Keyring`] is gnome-keyring on a private session bus, [`FaultProxy`] sits in front of moto
 //! to inject the failures moto never produces, and [`Rolecall`] runs the built binary, the AWS
-//! CLI and boto3.
+//! CLI and boto3. [`credfile`] reads the credentials file's sections back.
 //!
 //! Helpers must not touch the developer's HOME, keyring, session bus or AWS environment.
 
@@ -18,8 +18,10 @@
 mod macros;
 
 mod command;
+pub mod credfile;
 mod daemon;
 mod fault_proxy;
+mod http_server;
 mod imds;
 mod keyring;
 mod moto;

@@ -83,6 +83,19 @@ impl Rolecall {
             .current_dir(&self.home)
     }
 
+    /// `aws sts get-caller-identity --profile PROFILE --output json`: who the AWS CLI is with
+    /// that profile's credentials.
+    pub fn caller_identity(&self, profile: &str) -> TestCommand {
+        self.aws(&[
+            "sts",
+            "get-caller-identity",
+            "--profile",
+            profile,
+            "--output",
+            "json",
+        ])
+    }
+
     /// The AWS CLI with the static test keys in its environment.
     pub fn aws_with_test_keys(&self, args: &[&str]) -> TestCommand {
         self.aws(args)

@@ -35,7 +35,11 @@ fn main() -> ExitCode {
     // request and starts fastest on a single thread
     let builder = if matches!(cli.command, Command::Daemon(_)) {
         let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(2);
+        // blocking threads (keychain, file writes) otherwise exit 10 s after their last job,
+        // and each exit is a wake-up of an idle daemon: keep the few it needs parked instead
+        b.worker_threads(2)
+            .max_blocking_threads(4)
+            .thread_keep_alive(std::time::Duration::from_secs(24 * 3600));
         b
     } else {
         tokio::runtime::Builder::new_current_thread()

@@ -888,6 +888,7 @@ impl fmt::Display for Upstream<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::parse_config;
     use rstest::rstest;
 
     const GOOD: &str = r#"
@@ -914,13 +915,9 @@ role_arn = "arn:aws:iam::333333333333:role/Deep"
 source = "bastion"
 "#;
 
-    fn parse(text: &str) -> Result<Config, Error> {
-        Config::parse(text, Path::new("/cfg/config.toml"))
-    }
-
     #[test]
     fn parses_the_documented_schema() {
-        let c = parse(GOOD).unwrap();
+        let c = parse_config(GOOD).unwrap();
         assert_eq!(c.settings.refresh_before, Duration::from_secs(900));
         assert_eq!(c.settings.active.as_deref(), Some("dev-admin"));
         assert_eq!(c.upstream("chained"), Some(Upstream::Profile("dev-admin")));
@@ -934,7 +931,7 @@ source = "bastion"
 
     #[test]
     fn source_kinds_parse_with_keychain_as_default() {
-        let c = parse(
+        let c = parse_config(
             "[sources.a]\n[sources.ec2]\nkind = \"instance-profile\"\nregion = \"eu-west-1\"\n\
              [sources.env]\nkind = \"environment\"\nmfa_serial = \"arn:aws:iam::111111111111:mfa/al\"\n\
              session_duration = \"1h\"\n\
@@ -950,7 +947,7 @@ source = "bastion"
 
     #[test]
     fn empty_config_is_valid() {
-        let c = parse("").unwrap();
+        let c = parse_config("").unwrap();
         assert!(c.profiles.is_empty());
         assert_eq!(c.settings.refresh_before, Duration::from_secs(900));
     }
@@ -1022,7 +1019,7 @@ source = "bastion"
         #[case] line: &str,
         #[case] needle: &str,
     ) {
-        let err = parse(text).unwrap_err().to_string();
+        let err = parse_config(text).unwrap_err().to_string();
         assert!(err.starts_with("/cfg/config.toml"), "{err}");
         if !line.is_empty() {
             assert!(

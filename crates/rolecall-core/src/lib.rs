@@ -20,6 +20,8 @@ pub mod scheduler;
 #[cfg(unix)]
 pub mod serve;
 pub mod sts;
+#[cfg(test)]
+mod testutil;
 pub mod timestamp;
 pub mod vault;
 

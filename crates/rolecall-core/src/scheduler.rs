@@ -1041,12 +1041,10 @@ impl EngineHandle {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use tokio::sync::broadcast;
 
     use super::*;
-    use crate::sts;
+    use crate::{sts, testutil};
 
     // ---- pure planning ----------------------------------------------------------------
 
@@ -1150,7 +1148,7 @@ role_arn = "arn:aws:iam::333333333333:role/C"
 "#;
 
     fn config() -> Config {
-        Config::parse(CONFIG, Path::new("/cfg/config.toml")).unwrap()
+        testutil::config(CONFIG)
     }
 
     const T0: u64 = 1_800_000_000;
@@ -1471,7 +1469,7 @@ role_arn = "arn:aws:iam::333333333333:role/C"
             .collect();
         Arc::new(Fake {
             shared: Shared::with_rng(rng(42)),
-            config: Arc::new(Config::parse(toml, Path::new("/cfg/config.toml")).unwrap()),
+            config: Arc::new(testutil::config(toml)),
             clock,
             events: broadcast::channel(1024).0,
             file: Mutex::new(file),

@@ -273,13 +273,12 @@ fn levels(config: &Config, order: &[String]) -> Vec<Vec<String>> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
+    use crate::testutil;
 
     #[test]
     fn levels_put_each_profile_after_the_one_it_assumes_from() {
-        let config = Config::parse(
+        let config = testutil::config(
             r#"
 [sources.s]
 [profiles.a]
@@ -297,9 +296,7 @@ role_arn = "arn:aws:iam::222222222222:role/D"
 source = "a"
 role_arn = "arn:aws:iam::222222222222:role/E"
 "#,
-            Path::new("/cfg/config.toml"),
-        )
-        .unwrap();
+        );
         let order: Vec<String> = config
             .ordered_profiles()
             .into_iter()

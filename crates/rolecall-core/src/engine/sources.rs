@@ -242,21 +242,24 @@ pub(super) async fn usable_without_mfa_until(
     until: SystemTime,
 ) -> Result<bool, EngineError> {
     let src = source_config(handle, config, source)?;
-    let lasts = |s: &CachedSession| {
-        s.mfa_serial == src.mfa_serial && s.credentials.expiration.is_some_and(|e| e > until)
-    };
+    let usable = |s: &CachedSession| lasts(src, s, until);
     match src.kind {
         SourceKind::Keychain => {
             let s = source.to_string();
             let cached = handle.blocking(move |v| v.session(&s)).await?;
-            Ok(cached.as_ref().is_some_and(lasts))
+            Ok(cached.as_ref().is_some_and(usable))
         }
         SourceKind::Environment => {
             let base = environment_credentials(source).await?;
             if base.session_token.is_some() || src.mfa_serial.is_none() {
                 return Ok(true);
             }
-            Ok(handle.inner.sources.memory().get(source).is_some_and(lasts))
+            Ok(handle
+                .inner
+                .sources
+                .memory()
+                .get(source)
+                .is_some_and(usable))
         }
         SourceKind::InstanceProfile => Ok(true),
     }
@@ -298,8 +301,7 @@ async fn keychain(
         let s = source.to_string();
         let cached = handle.blocking(move |v| v.session(&s)).await?;
         if let Some(c) = cached
-            && c.mfa_serial == src.mfa_serial
-            && c.credentials.expiration.is_some_and(|e| e > valid_until)
+            && lasts(src, &c, valid_until)
         {
             return Ok(Session {
                 credentials: c.credentials,
@@ -321,14 +323,7 @@ async fn keychain(
     };
     let s = source.to_string();
     handle.blocking(move |v| v.set_session(&s, &cached)).await?;
-    handle.emit(Event::SessionStarted {
-        source: source.to_string(),
-        expiration: creds.expiration,
-    });
-    Ok(Session {
-        credentials: creds,
-        started: true,
-    })
+    Ok(new_session(handle, source, creds))
 }
 
 async fn instance_profile(handle: &EngineHandle, source: &str) -> Result<Credentials, EngineError> {
@@ -384,8 +379,7 @@ async fn environment(
     if !renew {
         let memory = handle.inner.sources.memory();
         if let Some(c) = memory.get(source)
-            && c.mfa_serial == src.mfa_serial
-            && c.credentials.expiration.is_some_and(|e| e > valid_until)
+            && lasts(src, c, valid_until)
         {
             return Ok(Session {
                 credentials: c.credentials.clone(),
@@ -401,14 +395,27 @@ async fn environment(
             mfa_serial: src.mfa_serial.clone(),
         },
     );
+    Ok(new_session(handle, source, creds))
+}
+
+/// Whether a cached session of `src` can stand in for a new one until `until`: started with
+/// the source's current MFA device (a changed `mfa_serial` needs a new code) and lasting past
+/// then.
+fn lasts(src: &SourceConfig, session: &CachedSession, until: SystemTime) -> bool {
+    session.mfa_serial == src.mfa_serial
+        && session.credentials.expiration.is_some_and(|e| e > until)
+}
+
+/// The session just started for `source` (and already cached), announced to subscribers.
+fn new_session(handle: &EngineHandle, source: &str, credentials: Credentials) -> Session {
     handle.emit(Event::SessionStarted {
         source: source.to_string(),
-        expiration: creds.expiration,
+        expiration: credentials.expiration,
     });
-    Ok(Session {
-        credentials: creds,
+    Session {
+        credentials,
         started: true,
-    })
+    }
 }
 
 /// GetSessionToken with a long-lived `key`, with an MFA code when the source has a device
