@@ -342,3 +342,15 @@ fn watch_prints_the_agents_events_as_they_happen() {
     watch.kill();
     human.kill();
 }
+
+#[test]
+fn clear_while_a_daemon_runs_says_it_will_renew() {
+    let world = refreshed_world();
+    // without an agent: no note
+    let out = world.rc(&["clear", "ops"]).run().success();
+    assert_not_contains!(out.stderr, "agent");
+    let _daemon = Daemon::start(&world);
+    let out = world.rc(&["clear", "dev-admin"]).run().success();
+    assert_contains!(out.stdout, "removed [dev-admin]");
+    assert_contains!(out.stderr, "will write these profiles again");
+}

@@ -4,9 +4,10 @@ use rolecall_core::Targets;
 use rolecall_core::config::Paths;
 
 use crate::cli::ClearArgs;
-use crate::cmd::engine;
+use crate::cmd::{agent, engine};
 
 pub async fn run(paths: Paths, args: ClearArgs) -> anyhow::Result<u8> {
+    let agent_running = agent(&paths, false).await.is_some();
     let engine = engine(paths).await?;
     let all = args.profiles.is_empty();
     let targets = if all {
@@ -26,6 +27,13 @@ pub async fn run(paths: Paths, args: ClearArgs) -> anyhow::Result<u8> {
     }
     if all {
         println!("forgot cached MFA sessions (long-lived keys are kept)");
+    }
+    if agent_running && !removed.is_empty() {
+        // the daemon treats a missing section as due: say so rather than surprise
+        eprintln!(
+            "rolecall: note: a rolecall agent (daemon or tray app) is running and will write \
+             these profiles again when it can; stop it to keep them removed"
+        );
     }
     Ok(crate::exit::OK)
 }
