@@ -423,7 +423,8 @@ fn a_denied_profile_fails_alone_while_the_others_are_renewed() {
     );
     assert_contains!(
         out.stderr,
-        "profile audit: not renewed because profile dev-admin failed"
+        "profile audit: not renewed because profile dev-admin failed (profile dev-admin: access \
+         denied"
     );
     let roles: Vec<_> = world
         .proxy

@@ -84,12 +84,14 @@ pub enum Error {
     #[error("{0:?} is not an MFA code: enter the 6 digits your authenticator shows")]
     BadMfaCode(String),
     /// A profile could not be renewed because the profile it assumes from failed.
-    #[error("profile {profile}: not renewed because profile {upstream} failed")]
+    #[error("profile {profile}: not renewed because profile {upstream} failed ({reason})")]
     Upstream {
         /// The profile.
         profile: String,
         /// The profile it assumes from.
         upstream: String,
+        /// Why that one failed (its own message).
+        reason: String,
     },
     /// A source's base credentials (instance metadata, environment) could not be read.
     #[error("source {source_name}: {error}")]

@@ -1275,6 +1275,7 @@ role_arn = "arn:aws:iam::333333333333:role/C"
                     Outcome::Failed(Error::Upstream {
                         profile: "chained".into(),
                         upstream: "a".into(),
+                        reason: "throttled".into(),
                     }),
                 ),
             ];

@@ -474,7 +474,7 @@ impl EngineHandle {
             opts,
             sessions: BTreeMap::new(),
             fresh: BTreeMap::new(),
-            failed: BTreeSet::new(),
+            failed: BTreeMap::new(),
             started: BTreeSet::new(),
         };
         // profiles the targets assume from come first (chains), each done once

@@ -29,7 +29,8 @@ pub(super) struct Run<'a> {
     pub(super) opts: RefreshOptions,
     pub(super) sessions: BTreeMap<String, Credentials>,
     pub(super) fresh: BTreeMap<String, FreshCreds>,
-    pub(super) failed: BTreeSet<String>,
+    /// Profiles that failed in this pass, with their message (for the profiles chained on them).
+    pub(super) failed: BTreeMap<String, String>,
     /// Sources whose session was started (not read from the keychain) in this run.
     pub(super) started: BTreeSet<String>,
 }
@@ -70,10 +71,15 @@ impl Run<'_> {
                         self.session(source, force && p.role_arn.is_none()).await
                     }
                     Some(Upstream::Profile(up)) => match self.fresh.get(up) {
-                        Some(f) if !self.failed.contains(up) => Ok(f.credentials.clone()),
+                        Some(f) if !self.failed.contains_key(up) => Ok(f.credentials.clone()),
                         _ => Err(Error::Upstream {
                             profile: name.clone(),
                             upstream: up.to_string(),
+                            reason: self
+                                .failed
+                                .get(up)
+                                .cloned()
+                                .unwrap_or_else(|| "it was not renewed".into()),
                         }),
                     },
                     None => Err(Error::Internal(format!("profile {name} has no source"))),
@@ -192,7 +198,7 @@ impl Run<'_> {
             }
             Err(e) => {
                 tracing::warn!(profile = name, error = %e, "renewal failed");
-                self.failed.insert(name.to_string());
+                self.failed.insert(name.to_string(), e.to_string());
                 Outcome::Failed(e)
             }
         }
