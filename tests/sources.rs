@@ -186,7 +186,7 @@ fn instance_without_a_role_is_reported_with_what_to_do() {
     let sandbox = Sandbox::new();
     sandbox.write(sandbox.config_path(), EC2_CONFIG);
     let unused = ImdsCredentials {
-        access_key_id: "ASIAIMDSNEVERUSED000".into(),
+        access_key_id: "ASIAIMDSEXAMPLE00000".into(),
         secret_access_key: "unused".into(),
         token: "unused".into(),
         expiration: "2099-01-01T00:00:00Z".into(),
