@@ -9,10 +9,10 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CARGO   ?= cargo
 export ROLECALL_VENV := $(VENV)
 
-.PHONY: help deps build test lint bench demo run clean
+.PHONY: help deps deps-windows build test test-windows lint bench demo run clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 deps: $(STAMP) ## install Debian packages and the Python test tools (idempotent)
 
@@ -26,6 +26,13 @@ $(STAMP): tests/requirements.txt .ci/apt-packages
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
 	@rm -f $(BUILD)/.deps-*; touch $@
 
+deps-windows: ## the cross toolchain and Wine for test-windows (Debian packages)
+	@missing=$$(for p in $$(cat .ci/apt-packages-windows); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
 build: ## build the rolecall binary (debug)
 	$(CARGO) build --workspace --bins
 
@@ -34,6 +41,9 @@ test: deps ## everything CI runs: format, lints, unit and integration tests
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) build --workspace --bins --locked
 	$(CARGO) test --workspace --all-targets --locked
+
+test-windows: deps-windows ## the engine's tests built for Windows and run under Wine (CI runs it)
+	@bash tests/windows/run.sh
 
 bench: deps ## print the benchmark tables (the daemon ones take ~2 min)
 	$(CARGO) build --release --bins --locked

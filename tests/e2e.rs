@@ -199,6 +199,34 @@ fn unowned_section_is_refused_and_adopt_takes_it_over() {
     assert_contains!(text, "[dev-admin]\nregion = us-west-2\n");
 }
 
+/// `active` set by editing the config while the user keeps their own `[default]`: that one
+/// section is refused (and said so), every other profile of the pass is still written.
+#[test]
+fn a_section_the_file_refuses_fails_only_its_profile() {
+    let world = World::start();
+    world.setup(&CONFIG.replace("[settings]\n", "[settings]\nactive = \"session\"\n"));
+    let user =
+        "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = mine\n";
+    world.sandbox.write(world.sandbox.credentials_path(), user);
+
+    let out = world
+        .rc(&["refresh", "--all", "--mfa-code", "123456"])
+        .run()
+        .code_is(1);
+    assert_contains!(out.stderr, "[default]");
+    assert_contains!(out.stderr, "--adopt");
+    let text = world.credentials();
+    assert!(
+        text.ends_with(user),
+        "the user's [default] changed:\n{text}"
+    );
+    for profile in ["dev-admin", "audit", "session"] {
+        assert_contains!(text, format!("[{profile}]\n"));
+    }
+    // the written profiles work
+    assert_contains!(caller_arn(&world, "audit"), "333333333333");
+}
+
 #[test]
 fn exec_export_and_credential_process_hand_out_fresh_credentials() {
     let world = World::start();

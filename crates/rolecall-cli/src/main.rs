@@ -80,6 +80,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     if let Some(c) = &cli.config {
         paths.config_file = c.clone();
     }
+    // absolute, so that an agent started with a relative path names its file in a way the
+    // commands of another directory can compare with theirs (see `cmd::agent`)
+    if let Ok(abs) = std::path::absolute(&paths.config_file) {
+        paths.config_file = abs;
+    }
     match cli.command {
         Command::Completions { shell } => cmd::completions::run(shell),
         Command::Keys(k) => cmd::keys::run(paths, k).await,

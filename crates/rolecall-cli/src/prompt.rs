@@ -35,6 +35,40 @@ impl MfaPrompter for TerminalPrompt {
     }
 }
 
+/// Prompts on the controlling terminal (`/dev/tty`; the console on Windows), whatever stdin,
+/// stdout and stderr are: for `credential_process`, whose caller (botocore) pipes stdout and
+/// stderr and leaves stdin as it was, so a prompt on stderr would never be seen and the AWS CLI
+/// would wait forever. Without a terminal it asks nobody and has no code (the engine then
+/// fails with its "needs MFA" error). The code is not echoed; the engine checks it.
+pub struct TtyPrompt;
+
+impl MfaPrompter for TtyPrompt {
+    fn mfa_code<'a>(
+        &'a self,
+        source: &'a str,
+        mfa_serial: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>> {
+        let prompt = format!("MFA code for source {source} ({mfa_serial}): ");
+        Box::pin(async move {
+            // rpassword opens the terminal for writing (the prompt) and for reading (the
+            // answer), and fails before writing anything when there is none
+            tokio::task::spawn_blocking(move || match rpassword::prompt_password(prompt) {
+                Ok(line) => {
+                    let code = line.trim().to_string();
+                    (!code.is_empty()).then_some(code)
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "no terminal to ask for an MFA code");
+                    None
+                }
+            })
+            .await
+            .ok()
+            .flatten()
+        })
+    }
+}
+
 /// Asks the terminal for `source`'s MFA code (`None` without a terminal or an answer).
 pub async fn ask_mfa(source: &str, mfa_serial: &str) -> Option<String> {
     TerminalPrompt.mfa_code(source, mfa_serial).await

@@ -88,6 +88,14 @@ pub struct Paths {
     pub user_name: Option<String>,
 }
 
+/// This process's real user id.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+pub(crate) fn current_uid() -> u32 {
+    // SAFETY: getuid(2) has no preconditions, cannot fail and touches no memory of ours.
+    unsafe { libc::getuid() }
+}
+
 impl Paths {
     /// Reads HOME, XDG_*, `ROLECALL_CONFIG`, `AWS_SHARED_CREDENTIALS_FILE`, `AWS_CONFIG_FILE`
     /// and the user name. The only function in the engine that reads the environment.
@@ -117,7 +125,12 @@ impl Paths {
             .as_ref()
             .and_then(|b| b.runtime_dir().map(|d| d.join("rolecall")))
             .unwrap_or_else(|| {
-                let who = user_name.as_deref().unwrap_or("user");
+                // no XDG_RUNTIME_DIR (cron, ssh without pam_systemd, macOS): a per-uid name in
+                // the temp dir, which the agent and its clients check is ours and private
+                #[cfg(unix)]
+                let who = current_uid().to_string();
+                #[cfg(not(unix))]
+                let who = user_name.as_deref().unwrap_or("user").to_string();
                 std::env::temp_dir().join(format!("rolecall-{who}"))
             });
         Paths {

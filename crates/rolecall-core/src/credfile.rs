@@ -1186,10 +1186,36 @@ fn write_atomically(
     temp.write_all(bytes).map_err(io_error(IoOp::Write))?;
     set_permissions(temp.as_file(), existing).map_err(io_error(IoOp::Write))?;
     temp.as_file().sync_all().map_err(io_error(IoOp::Sync))?;
-    temp.persist(target)
-        .map_err(|e| io_error(IoOp::Rename)(e.error))?;
+    persist(temp, target).map_err(io_error(IoOp::Rename))?;
     sync_dir(dir);
     Ok(())
+}
+
+/// Renames the temp file over the target. On Windows a rename onto a file that another
+/// program has open without delete sharing (Python's `open`, so the AWS CLI reading its
+/// credentials) fails with "access denied" until that program closes it: retried for up to
+/// about 2.5 s. Elsewhere the rename is atomic whatever else has the file open.
+fn persist(temp: tempfile::NamedTempFile, target: &Path) -> io::Result<()> {
+    const RETRIES: u32 = 8;
+    let mut temp = temp;
+    let mut delay = std::time::Duration::from_millis(10);
+    let mut attempt = 0;
+    loop {
+        match temp.persist(target) {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if cfg!(windows)
+                    && e.error.kind() == io::ErrorKind::PermissionDenied
+                    && attempt < RETRIES =>
+            {
+                temp = e.file;
+                attempt += 1;
+                std::thread::sleep(delay);
+                delay *= 2;
+            }
+            Err(e) => return Err(e.error),
+        }
+    }
 }
 
 /// An existing file keeps its permission bits; a new one is private (0600), since it holds

@@ -80,9 +80,12 @@ pub enum Error {
         /// The MFA device.
         mfa_serial: String,
     },
-    /// An MFA code that cannot be right.
-    #[error("{0:?} is not an MFA code: enter the 6 digits your authenticator shows")]
-    BadMfaCode(String),
+    /// An MFA code that cannot be right (its length in characters: the input itself is never
+    /// repeated, in case a password was typed into the wrong prompt).
+    #[error(
+        "that is not an MFA code ({0} characters): enter the 6 digits your authenticator shows"
+    )]
+    BadMfaCode(usize),
     /// A profile could not be renewed because the profile it assumes from failed.
     #[error("profile {profile}: not renewed because profile {upstream} failed ({reason})")]
     Upstream {
@@ -92,6 +95,8 @@ pub enum Error {
         upstream: String,
         /// Why that one failed (its own message).
         reason: String,
+        /// Whether that failure needs the user (it carries that profile's own event too).
+        upstream_needs_user: bool,
     },
     /// A source's base credentials (instance metadata, environment) could not be read.
     #[error("source {source_name}: {error}")]
@@ -133,8 +138,17 @@ impl Error {
         )
     }
 
-    /// Whether the user has to act (enter a code, store a key, fix a file or policy).
+    /// Whether the user has to act (enter a code, store a key, unlock the keychain, fix a file
+    /// or policy). Not for transient faults, nor for an expired session token (the engine
+    /// starts a new session itself, asking for a code only through [`Error::NeedsMfa`]).
     pub fn needs_user(&self) -> bool {
-        !self.is_retryable()
+        match self {
+            Error::Sts { error, .. } | Error::Session { error, .. } => error.needs_user(),
+            Error::Upstream {
+                upstream_needs_user,
+                ..
+            } => *upstream_needs_user,
+            e => !e.is_retryable(),
+        }
     }
 }

@@ -17,7 +17,6 @@ pub mod error;
 pub mod events;
 pub mod iam;
 pub mod scheduler;
-#[cfg(unix)]
 pub mod serve;
 pub mod sts;
 #[cfg(test)]

@@ -13,13 +13,15 @@
 //! no interval: with nothing due it does not wake up at all.
 //!
 //! **Planning**: a profile is renewed at `expiry − refresh_before − jitter`, the jitter drawn
-//! once per expiry, uniform in `[0, min(refresh_before / 10, 60 s)]`, so that profiles made
-//! together do not all renew in the same second ([`renewal_time`], [`max_jitter`]). A missing
-//! or expired section is due at once.
+//! once per expiry, uniform in `[0, min(refresh_before / 10, 60 s, slack / 10)]` (slack: the
+//! lifetime left beyond `refresh_before`), so that profiles made together do not all renew in
+//! the same second, and short-lived credentials are not renewed much earlier than asked
+//! ([`renewal_time`], [`max_jitter`]). A missing or expired section is due at once.
 //!
 //! **Retries**: retryable errors ([`Error::is_retryable`]: throttling, 5xx, timeouts, network,
 //! keychain timeout) are retried with exponential backoff and full jitter: the n-th retry waits
-//! a uniform `[0, min(2 s · 2^(n−1), 5 min)]` ([`backoff`]). The old credentials stay in the
+//! a uniform `[0, min(2 s · 2^(n−1), 5 min)]` ([`backoff`]). So is a locked or absent keychain,
+//! which the user unlocks or starts without telling us (the check never opens a prompt). The old credentials stay in the
 //! file meanwhile (a failed profile is never written). Anything else (access denied, unknown
 //! key, wrong MFA code, no key, config) parks the profile with its reason: no retry until
 //! something changes (a config reload, a renewal by someone else, a supplied MFA code). A
@@ -198,6 +200,15 @@ impl Default for Slot {
 }
 
 impl Slot {
+    /// Forgets what was seen and decided: planned again from the file at the next wake.
+    fn replan(&mut self) {
+        self.file = None;
+        self.phase = Phase::Scheduled;
+        self.next = None;
+        self.attempts = 0;
+        self.message = None;
+    }
+
     /// Back to a plain schedule from what the file holds, with a new jitter.
     fn reschedule(&mut self, refresh_before: Duration, rng: &mut fastrand::Rng, now: SystemTime) {
         self.phase = Phase::Scheduled;
@@ -282,6 +293,9 @@ pub(crate) struct Book {
     /// Bumped whenever outcomes are recorded, so that a file read that raced with a refresh
     /// pass is not taken for news.
     generation: u64,
+    /// Bumped by every [`Book::reset`] (a config reload): the outcomes of a pass that started
+    /// before one are about the old config and are dropped (the file tells what was renewed).
+    resets: u64,
 }
 
 impl Book {
@@ -291,6 +305,7 @@ impl Book {
             mfa_open: BTreeSet::new(),
             rng,
             generation: 0,
+            resets: 0,
         }
     }
 
@@ -313,6 +328,18 @@ impl Book {
     ) -> Vec<Event> {
         let rb = config.settings.refresh_before;
         let mut events = Vec::new();
+        // a section renewed by another process means its source has a session now (cached in
+        // the keychain): profiles waiting for a code from that source can go on too
+        let renewed: BTreeSet<String> = self
+            .slots
+            .iter()
+            .filter(|(name, slot)| {
+                let seen = file.get(*name).map_or(InFile::Missing, |e| in_file(*e));
+                slot.file.is_some() && slot.file != Some(seen) && seen != InFile::Missing
+            })
+            .filter_map(|(name, _)| config.root_source(name).map(str::to_string))
+            .collect();
+        self.resume_sources(config, &renewed);
         for (name, slot) in &mut self.slots {
             let seen = file.get(name).map_or(InFile::Missing, |e| in_file(*e));
             if slot.file == Some(seen) {
@@ -525,6 +552,12 @@ impl Book {
                 }
             }
             e if e.is_retryable() => Verdict::Retry(message),
+            // a keychain that is locked or not running yet (a user unit started before the
+            // login keyring was unlocked) gets unlocked without telling us: keep checking, on
+            // the backoff's slow end (the check never opens an unlock prompt)
+            Error::Vault(
+                crate::vault::Error::Locked { .. } | crate::vault::Error::Unavailable { .. },
+            ) => Verdict::Retry(message),
             _ => Verdict::Park(message),
         }
     }
@@ -580,13 +613,29 @@ impl Book {
     /// again. What was already announced about the current expiries is kept.
     fn reset(&mut self) {
         for slot in self.slots.values_mut() {
-            slot.file = None;
-            slot.phase = Phase::Scheduled;
-            slot.next = None;
-            slot.attempts = 0;
-            slot.message = None;
+            slot.replan();
         }
         self.mfa_open.clear();
+        self.generation += 1;
+        self.resets += 1;
+    }
+
+    /// The profiles waiting for an MFA code from one of `sources` are planned again from the
+    /// file at the next wake: a session of that source exists now (started in this process by
+    /// any request, or by another process, which then cached it in the keychain).
+    fn resume_sources(&mut self, config: &Config, sources: &BTreeSet<String>) {
+        if sources.is_empty() {
+            return;
+        }
+        for (name, slot) in &mut self.slots {
+            if slot.phase == Phase::NeedsMfa
+                && config
+                    .root_source(name)
+                    .is_some_and(|s| sources.contains(s))
+            {
+                slot.replan();
+            }
+        }
         self.generation += 1;
     }
 
@@ -667,6 +716,14 @@ impl Shared {
 
     pub(crate) fn admit(&self, event: &Event) -> bool {
         self.book().admit(event)
+    }
+
+    /// A session of `source` was started in this process (by the scheduler, `supply_mfa`, or
+    /// a refresh, `use` or `exec` with a code): the profiles waiting on it go on.
+    pub(crate) fn session_started(&self, config: &Config, source: &str) {
+        self.book()
+            .resume_sources(config, &BTreeSet::from([source.to_string()]));
+        self.wake();
     }
 
     pub(crate) fn live(&self, profile: &str) -> Option<Live> {
@@ -764,7 +821,7 @@ pub(crate) async fn drive<B: Backend>(b: &B, stop: &CancellationToken) {
         };
         // the wall clock, read again on every wake: this is what catches a suspend or a jump
         let (now, mono) = (b.wall_now(), Instant::now());
-        let (due, events) = {
+        let (due, events, resets) = {
             let mut book = shared.book();
             if book.generation != generation {
                 // outcomes were recorded while the file was read: read it again
@@ -784,7 +841,7 @@ pub(crate) async fn drive<B: Backend>(b: &B, stop: &CancellationToken) {
             };
             let due = book.due(&config, now, mono);
             book.mark_tried(&due, mono);
-            (due, events)
+            (due, events, book.resets)
         };
         publish_all(b, events);
         if !due.is_empty() {
@@ -798,6 +855,10 @@ pub(crate) async fn drive<B: Backend>(b: &B, stop: &CancellationToken) {
             let events = {
                 let mut book = shared.book();
                 match &result {
+                    _ if book.resets != resets => {
+                        tracing::debug!("the config was reloaded during the pass; re-planning");
+                        Vec::new()
+                    }
                     Ok(outcomes) => book.apply(&config, outcomes, now),
                     Err(e) => {
                         tracing::warn!(error = %e, "refresh pass failed");
@@ -1007,17 +1068,38 @@ impl EngineHandle {
         if old.settings.active.is_some() && new.settings.active.is_none() {
             gone.push(DEFAULT_SECTION.to_string());
         }
-        if !gone.is_empty() {
+        // `active` edited by hand: `[default]` mirrors the new one now, not at its next renewal
+        let mirror = new
+            .settings
+            .active
+            .clone()
+            .filter(|a| old.settings.active.as_ref() != Some(a));
+        let region = mirror
+            .as_deref()
+            .and_then(|a| new.region(a))
+            .map(str::to_string);
+        if !gone.is_empty() || mirror.is_some() {
             // from the file of the config in force: that is where those sections are
             let file = self.credentials_file();
             let result = tokio::task::spawn_blocking(move || {
                 let text = file.read()?;
                 let inventory = credfile::inspect(&text);
-                let edits: Vec<Edit> = gone
+                let mut edits: Vec<Edit> = gone
                     .into_iter()
                     .filter(|n| inventory.managed().any(|s| &s.name == n))
                     .map(|name| Edit::Remove { name })
                     .collect();
+                // (not there yet: its first renewal writes `[default]` too)
+                if let Some(active) = mirror
+                    && let Some((creds, _)) = credfile::managed_credentials(&text, &active)
+                {
+                    edits.push(crate::engine::upsert(
+                        DEFAULT_SECTION,
+                        &creds,
+                        region,
+                        false,
+                    ));
+                }
                 if edits.is_empty() {
                     Ok(false)
                 } else {
@@ -1027,7 +1109,7 @@ impl EngineHandle {
             .await
             .map_err(|e| Error::Internal(format!("file task failed: {e}")))?;
             if let Err(e) = result {
-                tracing::warn!(error = %e, "sections of removed profiles were not removed");
+                tracing::warn!(error = %e, "the credentials file was not updated for the new config");
             }
         }
         self.set_config(new);
@@ -1276,6 +1358,7 @@ role_arn = "arn:aws:iam::333333333333:role/C"
                         profile: "chained".into(),
                         upstream: "a".into(),
                         reason: "throttled".into(),
+                        upstream_needs_user: false,
                     }),
                 ),
             ];
@@ -1286,6 +1369,110 @@ role_arn = "arn:aws:iam::333333333333:role/C"
                 assert_eq!(book.slots["chained"].phase, Phase::Retrying);
             }
         }
+    }
+
+    #[test]
+    fn a_session_started_anywhere_resumes_every_profile_waiting_on_its_source() {
+        let c = config();
+        let waiting = || {
+            let mut book = book_with(&c, &[("a", at(3600)), ("b", at(3600))], at(3000));
+            let outcomes = [
+                ("a".to_string(), Outcome::Failed(needs_mfa())),
+                ("b".to_string(), Outcome::Failed(needs_mfa())),
+            ];
+            book.apply(&c, &outcomes, at(3000));
+            assert_eq!(book.slots["b"].phase, Phase::NeedsMfa);
+            book
+        };
+        let replanned_due = |book: &Book, name: &str| {
+            assert_eq!(book.slots[name].phase, Phase::Scheduled, "{name}");
+            let next = book.live(name).unwrap().next_renewal;
+            assert!(next.is_some_and(|t| t <= at(3010)), "{name}: {next:?}");
+        };
+
+        // another process renewed `a` with a code: its section changed, and `b` goes on too
+        let mut book = waiting();
+        let file = BTreeMap::from([
+            ("a".to_string(), Some(at(7200))),
+            ("b".to_string(), Some(at(3600))),
+        ]);
+        book.observe(&c, &file, at(3010));
+        replanned_due(&book, "b");
+
+        // a session started in this process (a refresh or `use` with a code)
+        let mut book = waiting();
+        book.resume_sources(&c, &BTreeSet::from(["s".to_string()]));
+        let file = BTreeMap::from([
+            ("a".to_string(), Some(at(3600))),
+            ("b".to_string(), Some(at(3600))),
+        ]);
+        book.observe(&c, &file, at(3010));
+        replanned_due(&book, "a");
+        replanned_due(&book, "b");
+
+        // another source's session changes nothing
+        let mut book = waiting();
+        book.resume_sources(&c, &BTreeSet::from(["other".to_string()]));
+        assert_eq!(book.slots["b"].phase, Phase::NeedsMfa);
+    }
+
+    #[test]
+    fn a_locked_or_absent_keychain_is_checked_again_later_but_a_denied_one_parks() {
+        use crate::vault;
+        let c = config();
+        for (error, phase) in [
+            (
+                vault::Error::Locked {
+                    account: "source:s".into(),
+                },
+                Phase::Retrying,
+            ),
+            (
+                vault::Error::Unavailable {
+                    reason: "no Secret Service".into(),
+                },
+                Phase::Retrying,
+            ),
+            (
+                vault::Error::Denied {
+                    account: "source:s".into(),
+                },
+                Phase::Parked,
+            ),
+        ] {
+            let mut book = book_with(&c, &[], at(0));
+            book.apply(
+                &c,
+                &[("a".into(), Outcome::Failed(Error::Vault(error)))],
+                at(0),
+            );
+            assert_eq!(book.slots["a"].phase, phase);
+            if phase == Phase::Retrying {
+                let next = book.slots["a"].next.unwrap();
+                assert!(next <= at(0) + BACKOFF_CAP, "{next:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_what_the_user_can_fix_is_flagged_as_needing_them() {
+        let expired = Error::Session {
+            source_name: "s".into(),
+            error: sts::Error::ExpiredToken,
+        };
+        let upstream = |upstream_needs_user| Error::Upstream {
+            profile: "chained".into(),
+            upstream: "a".into(),
+            reason: "its reason".into(),
+            upstream_needs_user,
+        };
+        assert!(denied("a").needs_user());
+        assert!(needs_mfa().needs_user());
+        assert!(Error::BadMfaCode(5).needs_user());
+        assert!(upstream(true).needs_user());
+        assert!(!throttled("a").needs_user());
+        assert!(!expired.needs_user());
+        assert!(!upstream(false).needs_user());
     }
 
     #[test]
@@ -1820,51 +2007,7 @@ role_arn = "arn:aws:iam::222222222222:role/A"
 
     // ---- with a real engine (no STS: the keychain is an empty in-memory store) ---------
 
-    struct Sandbox {
-        dir: tempfile::TempDir,
-    }
-
-    impl Sandbox {
-        fn new() -> Sandbox {
-            Sandbox {
-                dir: tempfile::tempdir().unwrap(),
-            }
-        }
-
-        fn path(&self, name: &str) -> std::path::PathBuf {
-            self.dir.path().join(name)
-        }
-
-        fn paths(&self) -> crate::config::Paths {
-            crate::config::Paths {
-                home: self.dir.path().to_path_buf(),
-                config_file: self.path("rolecall/config.toml"),
-                credentials_file_env: Some(self.path("credentials")),
-                aws_config_file: self.path("aws-config"),
-                runtime_dir: self.path("run"),
-                user_name: Some("tester".into()),
-            }
-        }
-
-        fn write_config(&self, text: &str) {
-            let p = self.path("rolecall/config.toml");
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            // like an editor: a new file renamed over the old one
-            let tmp = self.path("rolecall/.config.toml.swp");
-            std::fs::write(&tmp, text).unwrap();
-            std::fs::rename(&tmp, &p).unwrap();
-        }
-
-        async fn engine(&self) -> Engine {
-            let config = Config::load(&self.path("rolecall/config.toml")).unwrap();
-            Engine::builder(self.paths())
-                .config(Arc::new(config))
-                .secret_store(Arc::new(crate::vault::MemoryStore::new()))
-                .build()
-                .await
-                .unwrap()
-        }
-    }
+    use crate::testutil::Sandbox;
 
     fn section(name: &str) -> Edit {
         use crate::credentials::{Credentials, SecretString};
@@ -1894,6 +2037,45 @@ role_arn = "arn:aws:iam::222222222222:role/A"
 source = "s"
 role_arn = "arn:aws:iam::222222222222:role/B"
 "#;
+
+    #[tokio::test]
+    async fn reload_mirrors_a_new_active_profile_into_default_at_once() {
+        use crate::credentials::{Credentials, SecretString};
+        let sb = Sandbox::new();
+        sb.write_config(AB_ACTIVE);
+        let engine = sb.engine().await;
+        let h = engine.handle();
+        let keyed = |name: &str, key: &str| Edit::Upsert {
+            section: credfile::Section {
+                name: name.into(),
+                credentials: Credentials {
+                    access_key_id: key.into(),
+                    secret_access_key: SecretString::from("secret"),
+                    session_token: Some(SecretString::from("token")),
+                    expiration: Some(SystemTime::now() + secs(3600)),
+                },
+                region: None,
+            },
+            adopt: false,
+        };
+        h.credentials_file()
+            .apply(&[
+                keyed("a", "ASIAAAAAEXAMPLE"),
+                keyed("b", "ASIABBBBEXAMPLE"),
+                keyed(DEFAULT_SECTION, "ASIAAAAAEXAMPLE"),
+            ])
+            .unwrap();
+        let default_key = || {
+            let text = std::fs::read_to_string(sb.path("credentials")).unwrap();
+            credfile::managed_credentials(&text, DEFAULT_SECTION).map(|(c, _)| c.access_key_id)
+        };
+        sb.write_config(&AB_ACTIVE.replace("active = \"a\"", "active = \"b\""));
+        h.reload().await.unwrap();
+        assert_eq!(default_key().as_deref(), Some("ASIABBBBEXAMPLE"));
+        // the same active profile again: nothing to do
+        h.reload().await.unwrap();
+        assert_eq!(default_key().as_deref(), Some("ASIABBBBEXAMPLE"));
+    }
 
     #[tokio::test]
     async fn reload_removes_sections_of_removed_profiles_and_keeps_the_config_when_invalid() {

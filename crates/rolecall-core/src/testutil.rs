@@ -2,9 +2,11 @@
 //! its own fixtures (a test's config is its input, written out beside it); what lives here is
 //! how they are read.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::config::{self, Config};
+use crate::Engine;
+use crate::config::{self, Config, Paths};
 
 /// Where test configs say they were read from; error messages start with it.
 pub(crate) const CONFIG_PATH: &str = "/cfg/config.toml";
@@ -17,4 +19,56 @@ pub(crate) fn parse_config(text: &str) -> Result<Config, config::Error> {
 /// A config the test knows to be valid.
 pub(crate) fn config(text: &str) -> Config {
     parse_config(text).expect("a valid test config")
+}
+
+/// A throwaway home for an engine: config, credentials file and runtime directory in a temp
+/// dir; the keychain is an empty in-memory store (so no STS call can succeed).
+pub(crate) struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub(crate) fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().expect("a temp dir"),
+        }
+    }
+
+    /// `name` inside the sandbox.
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The engine's paths: config `rolecall/config.toml`, credentials file `credentials`,
+    /// runtime directory `run`.
+    pub(crate) fn paths(&self) -> Paths {
+        Paths {
+            home: self.dir.path().to_path_buf(),
+            config_file: self.path("rolecall/config.toml"),
+            credentials_file_env: Some(self.path("credentials")),
+            aws_config_file: self.path("aws-config"),
+            runtime_dir: self.path("run"),
+            user_name: Some("tester".into()),
+        }
+    }
+
+    /// Writes the config like an editor does: a new file renamed over the old one.
+    pub(crate) fn write_config(&self, text: &str) {
+        let p = self.path("rolecall/config.toml");
+        std::fs::create_dir_all(p.parent().expect("a parent")).expect("the config dir");
+        let tmp = self.path("rolecall/.config.toml.swp");
+        std::fs::write(&tmp, text).expect("the config written");
+        std::fs::rename(&tmp, &p).expect("the config renamed");
+    }
+
+    /// An engine on the written config.
+    pub(crate) async fn engine(&self) -> Engine {
+        let config = Config::load(&self.path("rolecall/config.toml")).expect("a valid config");
+        Engine::builder(self.paths())
+            .config(Arc::new(config))
+            .secret_store(Arc::new(crate::vault::MemoryStore::new()))
+            .build()
+            .await
+            .expect("an engine")
+    }
 }

@@ -4,10 +4,10 @@ use rolecall_core::Targets;
 use rolecall_core::config::Paths;
 
 use crate::cli::ClearArgs;
-use crate::cmd::{agent, engine};
+use crate::cmd::{engine, running_agent};
 
 pub async fn run(paths: Paths, args: ClearArgs) -> anyhow::Result<u8> {
-    let agent_running = agent(&paths, false).await.is_some();
+    let agent_running = running_agent(&paths).await.is_some();
     let engine = engine(paths).await?;
     let all = args.profiles.is_empty();
     let targets = if all {

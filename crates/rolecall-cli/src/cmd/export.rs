@@ -1,11 +1,14 @@
 //! `rolecall export PROFILE` and `rolecall credential-process PROFILE`.
 
+use std::sync::Arc;
+
 use rolecall_core::RefreshOptions;
 use rolecall_core::config::Paths;
 use rolecall_core::credentials::{Credentials, ExposeSecret};
 
 use crate::cli::{ExportArgs, ExportFormat, ProfileArg};
-use crate::cmd::{engine, rfc3339};
+use crate::cmd::{engine, engine_with, rfc3339};
+use crate::prompt::TtyPrompt;
 
 /// The environment variables that carry a profile's credentials, in a stable order.
 pub fn variables(creds: &Credentials, region: Option<&str>) -> Vec<(&'static str, String)> {
@@ -77,11 +80,22 @@ pub async fn run(paths: Paths, args: ExportArgs) -> anyhow::Result<u8> {
     Ok(crate::exit::OK)
 }
 
+/// `credential_process`: the AWS CLI and SDKs run it with stdout and stderr piped, so an MFA
+/// code is asked for on the controlling terminal, or not at all (see `TtyPrompt`).
 pub async fn credential_process(paths: Paths, args: ProfileArg) -> anyhow::Result<u8> {
-    let engine = engine(paths).await?;
-    let (creds, _) = engine
-        .credentials(&args.profile, RefreshOptions::default())
-        .await?;
+    let engine = engine_with(paths, Arc::new(TtyPrompt)).await?;
+    let profile = &args.profile;
+    let (creds, _) = match engine.credentials(profile, RefreshOptions::default()).await {
+        Ok(got) => got,
+        Err(e @ rolecall_core::Error::NeedsMfa { .. }) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "profile {profile}: credential_process could not ask for an MFA code (no \
+                 terminal, or no code entered); run `rolecall refresh {profile}` in a terminal, \
+                 or give the code to the running agent (the tray app), then try again"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut doc = serde_json::json!({
         "Version": 1,
         "AccessKeyId": creds.access_key_id,

@@ -13,22 +13,51 @@ pub mod status;
 pub mod use_;
 pub mod watch;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use rolecall_core::config::{Config, Paths};
 use rolecall_core::serve::client::AgentClient;
-use rolecall_core::{Engine, EngineHandle};
+use rolecall_core::{Engine, EngineHandle, MfaPrompter};
 
 use crate::prompt::TerminalPrompt;
 
-/// A connection to the running agent (daemon or tray app), unless `--no-agent` was given or
-/// none runs. Then the engine's work is done by that process, which keeps live state.
+/// A connection to the running agent (daemon or tray app) that works on our config file,
+/// unless `--no-agent` was given or none runs. Then the engine's work is done by that
+/// process, which keeps live state. An agent on another config file (we were given
+/// `--config` or `ROLECALL_CONFIG`, or it was) would act on the wrong profiles: then the
+/// work is done in-process.
 pub async fn agent(paths: &Paths, no_agent: bool) -> Option<AgentClient> {
     if no_agent {
         return None;
     }
+    let mut client = running_agent(paths).await?;
+    match client.ping().await {
+        Ok(pong) => match pong.config {
+            Some(theirs) if !same_file(&theirs, &paths.config_file) => {
+                tracing::info!(
+                    agent_pid = pong.pid,
+                    agent_config = %theirs.display(),
+                    config = %paths.config_file.display(),
+                    "the running rolecall agent uses another config file; working in-process"
+                );
+                None
+            }
+            // an agent that predates the field cannot say: trust it, as before
+            _ => Some(client),
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "the rolecall agent did not answer; working in-process");
+            None
+        }
+    }
+}
+
+/// A connection to the running agent, whatever config it uses (for `watch` and `clear`,
+/// which only need to know it is there); `None` when none runs.
+pub async fn running_agent(paths: &Paths) -> Option<AgentClient> {
     match AgentClient::connect(&paths.runtime_dir).await {
         Ok(c) => c,
         Err(e) => {
@@ -38,12 +67,30 @@ pub async fn agent(paths: &Paths, no_agent: bool) -> Option<AgentClient> {
     }
 }
 
-/// Loads the config and builds the engine over the OS keychain.
+/// Whether two config paths name the same file: compared canonicalized when both exist
+/// (symlinks, relative `--config` paths), else as given.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Loads the config and builds the engine over the OS keychain, asking for MFA codes on the
+/// terminal when stdin is one.
 pub async fn engine(paths: Paths) -> anyhow::Result<EngineHandle> {
+    engine_with(paths, Arc::new(TerminalPrompt)).await
+}
+
+/// [`engine`], asking for MFA codes through `prompter`.
+pub async fn engine_with(
+    paths: Paths,
+    prompter: Arc<dyn MfaPrompter>,
+) -> anyhow::Result<EngineHandle> {
     let config = Config::load(&paths.config_file).map_err(rolecall_core::Error::from)?;
     let engine = Engine::builder(paths)
         .config(Arc::new(config))
-        .mfa_prompter(Arc::new(TerminalPrompt))
+        .mfa_prompter(prompter)
         .build()
         .await
         .context("starting the engine")?;

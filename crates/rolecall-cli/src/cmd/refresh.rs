@@ -5,7 +5,8 @@
 
 use std::io::IsTerminal;
 
-use rolecall_core::config::Paths;
+use rolecall_core::config::{Config, Paths};
+use rolecall_core::serve::client::{self, AgentClient};
 use rolecall_core::serve::protocol::{Report, ReportKind};
 use rolecall_core::{RefreshOptions, Targets};
 
@@ -15,21 +16,10 @@ use crate::cmd::{agent, engine, left, rfc3339};
 pub async fn run(paths: Paths, args: RefreshArgs, no_agent: bool) -> anyhow::Result<u8> {
     let profiles = if args.all { Vec::new() } else { args.profiles };
     if let Some(mut agent) = agent(&paths, no_agent).await {
-        let mut reports = agent
-            .refresh(profiles, args.force, args.mfa_code.clone())
-            .await?;
-        // the agent cannot prompt: ask here, then hand it the code
-        if args.mfa_code.is_none()
-            && std::io::stdin().is_terminal()
-            && let Some(source) = reports.iter().find_map(|r| r.mfa_source.clone())
-        {
-            let serial = rolecall_core::config::Config::load(&paths.config_file)
-                .ok()
-                .and_then(|c| c.sources.get(&source).and_then(|s| s.mfa_serial.clone()))
-                .unwrap_or_default();
-            if let Some(code) = crate::prompt::ask_mfa(&source, &serial).await {
-                reports = agent.mfa(&source, code).await?;
-            }
+        let mut reports = agent.refresh(profiles, args.force, args.mfa_code).await?;
+        // the agent cannot prompt: ask here, as the in-process engine's prompter would
+        if std::io::stdin().is_terminal() {
+            supply_mfa(&mut agent, &mut reports, &paths).await;
         }
         return Ok(print(&reports, &paths));
     }
@@ -48,6 +38,64 @@ pub async fn run(paths: Paths, args: RefreshArgs, no_agent: bool) -> anyhow::Res
         &rolecall_core::serve::protocol::Report::all(&outcomes),
         &paths,
     ))
+}
+
+/// For each source that still needs an MFA code (in the order of the first profile waiting on
+/// it), asks for the code and hands it to the agent, whose answer replaces the reports of the
+/// profiles it covers; the others (other sources, other failures) stay. A source whose code is
+/// not given, or that the agent refuses (a malformed code), stays failed with the reason, and
+/// the next source is asked all the same, as the in-process engine's prompter does.
+async fn supply_mfa(agent: &mut AgentClient, reports: &mut [Report], paths: &Paths) {
+    let mut sources: Vec<String> = Vec::new();
+    for source in reports.iter().filter_map(|r| r.mfa_source.as_ref()) {
+        if !sources.contains(source) {
+            sources.push(source.clone());
+        }
+    }
+    if sources.is_empty() {
+        return;
+    }
+    let config = Config::load(&paths.config_file).ok();
+    for source in &sources {
+        let waiting = |r: &Report| r.mfa_source.as_ref() == Some(source);
+        if !reports.iter().any(waiting) {
+            continue;
+        }
+        let serial = config
+            .as_ref()
+            .and_then(|c| c.sources.get(source))
+            .and_then(|s| s.mfa_serial.clone())
+            .unwrap_or_default();
+        let Some(code) = crate::prompt::ask_mfa(source, &serial).await else {
+            continue;
+        };
+        match agent.mfa(source, code).await {
+            Ok(answer) => merge(reports, answer),
+            Err(e) => {
+                let message = e.to_string();
+                for r in reports.iter_mut() {
+                    if waiting(r) {
+                        r.message = Some(message.clone());
+                    }
+                }
+                // the connection broke: the next code would be asked for in vain
+                if !matches!(e, client::Error::Remote(_)) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Replaces the reports of the profiles in `answer` with the new ones, in place. Profiles not
+/// reported yet (the agent also resumed ones that were not asked for) are left out: the
+/// output and the exit code are about what was asked.
+fn merge(reports: &mut [Report], answer: Vec<Report>) {
+    for new in answer {
+        if let Some(old) = reports.iter_mut().find(|r| r.profile == new.profile) {
+            *old = new;
+        }
+    }
 }
 
 /// Prints one line per profile (failures' reasons on stderr); the exit code.
@@ -90,5 +138,50 @@ pub fn print(reports: &[Report], paths: &Paths) -> u8 {
         crate::exit::FAILED
     } else {
         crate::exit::OK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(profile: &str, result: ReportKind, mfa_source: Option<&str>) -> Report {
+        Report {
+            profile: profile.into(),
+            result,
+            expiration: None,
+            message: (result == ReportKind::Failed).then(|| format!("{profile} failed")),
+            mfa_source: mfa_source.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn an_mfa_answer_replaces_its_profiles_and_keeps_the_others() {
+        let mut reports = vec![
+            report("a", ReportKind::Failed, Some("s")),
+            report("b", ReportKind::Failed, None),
+            report("c", ReportKind::Failed, Some("t")),
+            report("d", ReportKind::StillValid, None),
+        ];
+        merge(
+            &mut reports,
+            vec![
+                report("a", ReportKind::Refreshed, None),
+                report("x", ReportKind::Refreshed, None),
+            ],
+        );
+        let got: Vec<(&str, ReportKind)> = reports
+            .iter()
+            .map(|r| (r.profile.as_str(), r.result))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", ReportKind::Refreshed),
+                ("b", ReportKind::Failed),
+                ("c", ReportKind::Failed),
+                ("d", ReportKind::StillValid),
+            ]
+        );
     }
 }

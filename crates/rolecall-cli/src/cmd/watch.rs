@@ -5,10 +5,10 @@ use rolecall_core::config::Paths;
 use rolecall_core::events::Event;
 
 use crate::cli::WatchArgs;
-use crate::cmd::agent;
+use crate::cmd::running_agent;
 
 pub async fn run(paths: Paths, args: WatchArgs) -> anyhow::Result<u8> {
-    let mut client = agent(&paths, false).await.context(
+    let mut client = running_agent(&paths).await.context(
         "no rolecall agent is running, so there are no events to watch; start one with \
          `rolecall daemon` (or the tray app)",
     )?;

@@ -338,6 +338,9 @@ impl EngineHandle {
             tracing::debug!(?event, "repeat event not sent");
             return;
         }
+        if let Event::SessionStarted { source, .. } = &event {
+            self.inner.sched.session_started(&self.config(), source);
+        }
         tracing::debug!(?event, "event");
         // no subscriber is fine
         let _ = self.inner.events.send(event);
@@ -490,18 +493,25 @@ impl EngineHandle {
         let wanted: BTreeSet<String> = wanted.into_iter().collect();
         let limit = config.settings.max_concurrent_refreshes;
         let mut outcomes = run.pass(&order, &wanted, limit).await;
-        let mut edits: Vec<Edit> = Vec::new();
+        let mut edits: Vec<(&str, Edit)> = Vec::new();
         let active = config.settings.active.as_deref();
         for (name, creds) in &run.fresh {
             if !creds.written {
                 continue;
             }
             let region = config.region(name).map(str::to_string);
-            edits.push(upsert(name, &creds.credentials, region.clone(), false));
+            edits.push((
+                name,
+                upsert(name, &creds.credentials, region.clone(), false),
+            ));
             if active == Some(name.as_str()) {
-                edits.push(upsert(DEFAULT_SECTION, &creds.credentials, region, false));
+                edits.push((
+                    name,
+                    upsert(DEFAULT_SECTION, &creds.credentials, region, false),
+                ));
             }
         }
+        let edits = self.writable(&text, edits, &mut outcomes);
         if !edits.is_empty() {
             let result = self.file_op(move |f| f.apply(&edits)).await;
             if let Err(e) = result {
@@ -537,6 +547,37 @@ impl EngineHandle {
                 (name, o, w)
             })
             .collect())
+    }
+
+    /// The edits that `text` can take. A section the file cannot take (the user's own section
+    /// of that name, a duplicated one) fails its profile alone, with the file's reason, instead
+    /// of the whole pass: the others are written. For `[default]` of the active profile, the
+    /// profile's own section is still written. The batch is tried first, so the per-section
+    /// checks only run when something is wrong.
+    fn writable(
+        &self,
+        text: &str,
+        edits: Vec<(&str, Edit)>,
+        outcomes: &mut [(String, Outcome)],
+    ) -> Vec<Edit> {
+        let file = self.credentials_file();
+        let batch: Vec<Edit> = edits.iter().map(|(_, e)| e.clone()).collect();
+        if credfile::splice(text, &batch, file.path()).is_ok() {
+            return batch;
+        }
+        let mut ok = Vec::with_capacity(edits.len());
+        for (profile, edit) in edits {
+            match credfile::splice(text, std::slice::from_ref(&edit), file.path()) {
+                Ok(_) => ok.push(edit),
+                Err(e) => {
+                    tracing::warn!(profile, error = %e, "a section of this profile cannot be written");
+                    if let Some((_, o)) = outcomes.iter_mut().find(|(n, _)| n == profile) {
+                        *o = Outcome::Failed(Error::Credfile(e));
+                    }
+                }
+            }
+        }
+        ok
     }
 
     /// Fresh credentials of one profile (renewed first if due), for `exec`, `export` and
@@ -664,9 +705,15 @@ impl EngineHandle {
                 known: known(config.profiles.keys()),
             });
         }
-        let expiration = match profile {
-            Some(name) => {
-                let (creds, region) = self.credentials(name, opts).await?;
+        let fresh = match profile {
+            Some(name) => Some(self.credentials(name, opts).await?),
+            None => None,
+        };
+        // from here until the config names the new active profile, no refresh pass may run: one
+        // that started with the old `active` would write that profile into `[default]` again
+        let _serial = self.inner.refresh_lock.lock().await;
+        let expiration = match fresh {
+            Some((creds, region)) => {
                 let exp = creds.expiration;
                 let edit = upsert(DEFAULT_SECTION, &creds, region, adopt);
                 self.file_op(move |f| f.apply(&[edit])).await?;
@@ -920,11 +967,11 @@ pub(crate) fn check_mfa_code(code: &str) -> Result<(), Error> {
     if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
-        Err(Error::BadMfaCode(code.chars().take(12).collect()))
+        Err(Error::BadMfaCode(code.chars().count()))
     }
 }
 
-fn upsert(name: &str, creds: &Credentials, region: Option<String>, adopt: bool) -> Edit {
+pub(crate) fn upsert(name: &str, creds: &Credentials, region: Option<String>, adopt: bool) -> Edit {
     Edit::Upsert {
         section: Section {
             name: name.to_string(),

@@ -29,8 +29,9 @@ pub(super) struct Run<'a> {
     pub(super) opts: RefreshOptions,
     pub(super) sessions: BTreeMap<String, Credentials>,
     pub(super) fresh: BTreeMap<String, FreshCreds>,
-    /// Profiles that failed in this pass, with their message (for the profiles chained on them).
-    pub(super) failed: BTreeMap<String, String>,
+    /// Profiles that failed in this pass, with their message and whether the user must act
+    /// (for the profiles chained on them).
+    pub(super) failed: BTreeMap<String, (String, bool)>,
     /// Sources whose session was started (not read from the keychain) in this run.
     pub(super) started: BTreeSet<String>,
 }
@@ -72,15 +73,19 @@ impl Run<'_> {
                     }
                     Some(Upstream::Profile(up)) => match self.fresh.get(up) {
                         Some(f) if !self.failed.contains_key(up) => Ok(f.credentials.clone()),
-                        _ => Err(Error::Upstream {
-                            profile: name.clone(),
-                            upstream: up.to_string(),
-                            reason: self
+                        _ => {
+                            let (reason, upstream_needs_user) = self
                                 .failed
                                 .get(up)
                                 .cloned()
-                                .unwrap_or_else(|| "it was not renewed".into()),
-                        }),
+                                .unwrap_or_else(|| ("it was not renewed".into(), false));
+                            Err(Error::Upstream {
+                                profile: name.clone(),
+                                upstream: up.to_string(),
+                                reason,
+                                upstream_needs_user,
+                            })
+                        }
                     },
                     None => Err(Error::Internal(format!("profile {name} has no source"))),
                 };
@@ -198,7 +203,8 @@ impl Run<'_> {
             }
             Err(e) => {
                 tracing::warn!(profile = name, error = %e, "renewal failed");
-                self.failed.insert(name.to_string(), e.to_string());
+                self.failed
+                    .insert(name.to_string(), (e.to_string(), e.needs_user()));
                 Outcome::Failed(e)
             }
         }

@@ -10,7 +10,9 @@
 //!
 //! Stopping: a thread blocked in `process` cannot be interrupted, so `resumes` sets a flag and
 //! sends the thread's connection a unicast signal (the system bus lets anyone send signals),
-//! then joins it, bounded by [`JOIN_TIMEOUT`].
+//! then waits for it to end, bounded by [`JOIN_TIMEOUT`]. The thread's bus name is waited for
+//! (it may still be connecting when the stop comes), and nothing blocking is left behind if
+//! the thread does not end: a blocking task would hold up the runtime's shutdown.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,17 +48,23 @@ pub(super) async fn resumes(on_resume: impl Fn() + Send + 'static, stop: Cancell
     };
     stop.cancelled().await;
     stopping.store(true, Ordering::SeqCst);
-    // the thread sends its bus name once it listens; none means it has ended (no bus)
-    let name = name_rx.try_recv().ok();
-    let join = tokio::task::spawn_blocking(move || {
-        if let Some(name) = name {
+    // the thread sends its bus name once it listens, and drops the sender when it ends (no
+    // bus): either comes at once, unless connecting to the bus itself hangs
+    let woken = tokio::task::spawn_blocking(move || {
+        if let Ok(name) = name_rx.recv_timeout(JOIN_TIMEOUT) {
             wake(&name);
         }
-        let _ = thread.join();
     });
-    if tokio::time::timeout(JOIN_TIMEOUT, join).await.is_err() {
-        tracing::debug!("the suspend/resume listener did not stop in time; leaving it");
+    let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT * 2;
+    let _ = tokio::time::timeout_at(deadline, woken).await;
+    while !thread.is_finished() {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::debug!("the suspend/resume listener did not stop in time; leaving it");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let _ = thread.join();
 }
 
 fn listen(

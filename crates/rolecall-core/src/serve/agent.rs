@@ -1,35 +1,33 @@
-//! The agent: a per-user control socket served by the process that runs the scheduler (the
+//! The agent: a per-user control endpoint served by the process that runs the scheduler (the
 //! daemon now, the tray app later).
 //!
-//! Where: `$XDG_RUNTIME_DIR/rolecall/agent.sock` ([`crate::config::Paths::runtime_dir`]); the
-//! directory is 0700 and must be ours, the socket 0600, and every connection's peer uid is
-//! checked against ours (`SO_PEERCRED`), so another user cannot drive our keychain even if the
-//! file modes were loosened. One agent per user: `agent.lock` in the same directory is held
-//! (advisory lock) for the agent's lifetime; a second agent fails with a message naming the
-//! first one's pid. The lock, not the socket file, decides: a stale socket left by a killed
-//! agent is replaced. Windows (named pipes) is not implemented yet.
+//! Where: a Unix socket `$XDG_RUNTIME_DIR/rolecall/agent.sock`
+//! ([`crate::config::Paths::runtime_dir`]), or on Windows a named pipe whose name the agent
+//! publishes in that directory; [`super::transport`] has both and how each keeps other users
+//! out. One agent per user: `agent.lock` in the same directory is held (advisory lock) for the
+//! agent's lifetime; a second agent fails with a message naming the first one's pid.
 //!
 //! The server takes a bound [`AgentSocket`] and a shutdown token; each connection is a task in a
 //! `JoinSet` bounded by a semaphore, stopped on shutdown. Errors sent to clients are the
 //! engine's messages (never secrets); details go to our log.
 
-use std::fs::File;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf,
+    WriteHalf,
+};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{self, Pong, RemoteError, Report, Request, RequestLine, Response};
+use super::transport::{Accepted, Listener};
 use crate::engine::{EngineHandle, RefreshOptions, Targets};
 
-/// The socket's file name inside the runtime directory.
+/// The socket's file name inside the runtime directory (Unix).
 pub const SOCKET_NAME: &str = "agent.sock";
-const LOCK_NAME: &str = "agent.lock";
 const MAX_CONNECTIONS: usize = 64;
 
 /// Why the agent could not start.
@@ -46,7 +44,7 @@ pub enum Error {
     AlreadyRunning {
         /// Its pid, when the lock file says.
         pid: Option<u32>,
-        /// The socket.
+        /// Its socket (or on Windows the file naming its pipe).
         socket: PathBuf,
     },
     /// The runtime directory is not private to us.
@@ -74,7 +72,10 @@ pub enum Error {
     },
 }
 
-fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+pub(crate) fn io<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> Error + 'a {
     move |source| Error::Io {
         op,
         path: path.to_path_buf(),
@@ -82,100 +83,35 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Er
     }
 }
 
-/// A bound agent socket: holds the per-user lock and removes the socket file when dropped.
+/// A bound agent endpoint: holds the per-user lock, and removes its socket (or pipe name file)
+/// when dropped.
 #[derive(Debug)]
 pub struct AgentSocket {
-    listener: UnixListener,
-    path: PathBuf,
-    uid: u32,
-    _lock: File,
+    listener: Listener,
 }
 
 impl AgentSocket {
-    /// Creates the runtime directory (0700) if needed, takes the per-user lock, and binds the
-    /// socket (0600). Must be called inside a tokio runtime.
+    /// Creates the runtime directory (Unix: 0700, checked to be ours) if needed, takes the
+    /// per-user lock, and binds the socket (0600) or creates the pipe. Must be called inside a
+    /// tokio runtime.
     pub fn bind(dir: &Path) -> Result<AgentSocket, Error> {
-        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io("create", dir))?;
-        let meta = std::fs::symlink_metadata(dir).map_err(io("inspect", dir))?;
-        let lock_path = dir.join(LOCK_NAME);
-        let mut lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io("open", &lock_path))?;
-        // our uid is the owner of the file we just opened or created
-        let uid = lock.metadata().map_err(io("inspect", &lock_path))?.uid();
-        if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o077 != 0 {
-            return Err(Error::UnsafeDir {
-                path: dir.to_path_buf(),
-                actual: format!(
-                    "{} owned by uid {} with mode {:o}",
-                    if meta.is_dir() {
-                        "a directory"
-                    } else {
-                        "not a directory"
-                    },
-                    meta.uid(),
-                    meta.permissions().mode() & 0o777
-                ),
-            });
-        }
-        let socket = dir.join(SOCKET_NAME);
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let pid = std::fs::read_to_string(&lock_path)
-                    .ok()
-                    .and_then(|s| s.trim().parse().ok());
-                return Err(Error::AlreadyRunning { pid, socket });
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io("lock", &lock_path)(e)),
-        }
-        lock.set_len(0).map_err(io("write", &lock_path))?;
-        write!(lock, "{}", std::process::id()).map_err(io("write", &lock_path))?;
-        // we hold the lock: any socket file there is a dead agent's
-        match std::fs::remove_file(&socket) {
-            Ok(()) => tracing::info!(socket = %socket.display(), "removed a stale agent socket"),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io("remove", &socket)(e)),
-        }
-        let listener = UnixListener::bind(&socket).map_err(io("bind", &socket))?;
-        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
-            .map_err(io("chmod", &socket))?;
         Ok(AgentSocket {
-            listener,
-            path: socket,
-            uid,
-            _lock: lock,
+            listener: Listener::bind(dir)?,
         })
     }
 
-    /// The socket's path.
+    /// Where clients connect: the socket's path, or on Windows the pipe's name.
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for AgentSocket {
-    fn drop(&mut self) {
-        // still holding the lock, so the file is ours to remove
-        let _ = std::fs::remove_file(&self.path);
+        self.listener.address()
     }
 }
 
 /// Serves the agent protocol on `socket` until `shutdown` is cancelled, then waits for open
 /// connections to finish their current request.
-pub async fn serve(socket: AgentSocket, engine: EngineHandle, shutdown: CancellationToken) {
+pub async fn serve(mut socket: AgentSocket, engine: EngineHandle, shutdown: CancellationToken) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut conns = JoinSet::new();
-    tracing::info!(socket = %socket.path.display(), "agent listening");
+    tracing::info!(socket = %socket.path().display(), "agent listening");
     loop {
         let permit = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -191,7 +127,13 @@ pub async fn serve(socket: AgentSocket, engine: EngineHandle, shutdown: Cancella
         // reap finished connections so the set does not grow
         while conns.try_join_next().is_some() {}
         let stream = match accepted {
-            Ok((s, _)) => s,
+            Ok(Accepted::Ours(s)) => s,
+            Ok(Accepted::Foreign(mut stream, who)) => {
+                tracing::warn!(peer = %who, "refused an agent connection from another user");
+                let line = error_line("refused: this agent serves only its own user", false);
+                let _ = stream.write_all(line.as_bytes()).await;
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "agent accept failed");
                 // e.g. EMFILE: back off a little instead of spinning
@@ -199,23 +141,6 @@ pub async fn serve(socket: AgentSocket, engine: EngineHandle, shutdown: Cancella
                 continue;
             }
         };
-        match stream.peer_cred() {
-            Ok(cred) if cred.uid() == socket.uid => {}
-            Ok(cred) => {
-                tracing::warn!(
-                    peer_uid = cred.uid(),
-                    "refused an agent connection from another user"
-                );
-                let mut stream = stream;
-                let line = error_line("refused: this agent serves only its own user", false);
-                let _ = stream.write_all(line.as_bytes()).await;
-                continue;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the peer's credentials; connection refused");
-                continue;
-            }
-        }
         let engine = engine.clone();
         let stop = shutdown.child_token();
         conns.spawn(async move {
@@ -258,12 +183,12 @@ fn error_line(message: &str, usage: bool) -> String {
     }))
 }
 
-async fn connection(
-    stream: UnixStream,
+async fn connection<S: AsyncRead + AsyncWrite + Send>(
+    stream: S,
     engine: EngineHandle,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
+    let (read, mut write) = tokio::io::split(stream);
     let mut reader = BufReader::new(read);
     let mut line = String::new();
     loop {
@@ -310,10 +235,10 @@ async fn connection(
     }
 }
 
-async fn subscribe(
+async fn subscribe<S: AsyncRead + AsyncWrite + Send>(
     engine: EngineHandle,
-    mut reader: BufReader<tokio::net::unix::OwnedReadHalf>,
-    mut write: tokio::net::unix::OwnedWriteHalf,
+    mut reader: BufReader<ReadHalf<S>>,
+    mut write: WriteHalf<S>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let mut events = engine.subscribe();
@@ -370,6 +295,7 @@ async fn handle(engine: &EngineHandle, request: Request) -> Result<serde_json::V
         Request::Ping => to_value(&Pong {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            config: Some(engine.paths().config_file.clone()),
         }),
         Request::Status => to_value(&engine.status().await.map_err(|e| remote(&e))?),
         Request::Refresh {
@@ -419,5 +345,206 @@ async fn handle(engine: &EngineHandle, request: Request) -> Result<serde_json::V
             message: "subscribe must be the last request on a connection".into(),
             usage: true,
         }),
+    }
+}
+
+/// The agent over this platform's real transport (a Unix socket here, a named pipe on
+/// Windows), with a real engine behind it; the CLI-level tests in `tests/` cover the daemon.
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::serve::client::AgentClient;
+    use crate::testutil::Sandbox;
+
+    const CONFIG: &str = r#"
+[sources.s]
+[profiles.a]
+source = "s"
+role_arn = "arn:aws:iam::222222222222:role/A"
+"#;
+
+    /// The agent bound in the sandbox's runtime directory, serving a real engine.
+    struct Running {
+        stop: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+        handle: EngineHandle,
+    }
+
+    impl Running {
+        async fn stop(self) {
+            self.stop.cancel();
+            self.task.await.unwrap();
+        }
+    }
+
+    async fn start(sb: &Sandbox) -> Running {
+        let engine = sb.engine().await;
+        let socket = AgentSocket::bind(&sb.paths().runtime_dir).unwrap();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(serve(socket, engine.handle(), stop.clone()));
+        Running {
+            stop,
+            task,
+            handle: engine.handle(),
+        }
+    }
+
+    async fn client(sb: &Sandbox) -> AgentClient {
+        AgentClient::connect(&sb.paths().runtime_dir)
+            .await
+            .unwrap()
+            .expect("an agent to answer")
+    }
+
+    #[tokio::test]
+    async fn a_client_reaches_the_agent_and_none_is_found_once_it_stopped() {
+        let sb = Sandbox::new();
+        sb.write_config(CONFIG);
+        let dir = sb.paths().runtime_dir;
+        assert!(AgentClient::connect(&dir).await.unwrap().is_none());
+
+        let agent = start(&sb).await;
+        let mut c = client(&sb).await;
+        assert_eq!(c.ping().await.unwrap().pid, std::process::id());
+        let status = c.status().await.unwrap();
+        assert_eq!(status.len(), 1);
+        assert_eq!(status[0].profile, "a");
+        // several requests on one connection, and a second client at the same time
+        let mut c2 = client(&sb).await;
+        assert_eq!(c2.status().await.unwrap().len(), 1);
+        assert_eq!(c.ping().await.unwrap().pid, std::process::id());
+
+        agent.stop().await;
+        assert!(AgentClient::connect(&dir).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn one_agent_per_user_and_the_next_one_starts_after_it() {
+        let sb = Sandbox::new();
+        sb.write_config(CONFIG);
+        let dir = sb.paths().runtime_dir;
+        let first = AgentSocket::bind(&dir).unwrap();
+        let err = AgentSocket::bind(&dir).unwrap_err();
+        assert!(
+            matches!(err, Error::AlreadyRunning { .. }),
+            "a second agent must be refused, got {err}"
+        );
+        assert!(err.to_string().contains("already running"), "{err}");
+        drop(first);
+        let agent = start(&sb).await;
+        assert_eq!(
+            client(&sb).await.ping().await.unwrap().pid,
+            std::process::id()
+        );
+        agent.stop().await;
+    }
+
+    #[tokio::test]
+    async fn bad_lines_get_usage_errors_and_the_connection_goes_on() {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+        let sb = Sandbox::new();
+        sb.write_config(CONFIG);
+        let agent = start(&sb).await;
+        let stream = crate::serve::transport::connect(&sb.paths().runtime_dir)
+            .await
+            .unwrap()
+            .unwrap();
+        let (r, mut w) = tokio::io::split(stream);
+        let mut r = BufReader::new(r);
+        let mut line = String::new();
+        for (request, expect) in [
+            (
+                "{\"v\":1,\"op\":\"mfa\",\"source\":\"s\",\"code\":1234567}\n",
+                "bad request",
+            ),
+            ("{\"v\":9,\"op\":\"ping\"}\n", "protocol version 9"),
+            (
+                "{\"v\":1,\"op\":\"refresh\",\"profiles\":[\"nope\"]}\n",
+                "nope",
+            ),
+        ] {
+            w.write_all(request.as_bytes()).await.unwrap();
+            line.clear();
+            r.read_line(&mut line).await.unwrap();
+            let answer: Response = serde_json::from_str(&line).unwrap();
+            assert!(!answer.ok, "{line}");
+            let error = answer.error.unwrap();
+            assert!(error.usage, "{line}");
+            assert!(error.message.contains(expect), "{line}");
+            // the code sent in the first request is never echoed
+            assert!(!line.contains("1234567"), "{line}");
+        }
+        w.write_all(b"{\"v\":1,\"op\":\"ping\"}\n").await.unwrap();
+        line.clear();
+        r.read_line(&mut line).await.unwrap();
+        assert!(line.contains("\"ok\":true"), "{line}");
+        agent.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_gets_the_engines_events() {
+        let sb = Sandbox::new();
+        sb.write_config(CONFIG);
+        let agent = start(&sb).await;
+        let mut c = client(&sb).await;
+        c.subscribe().await.unwrap();
+        sb.write_config(&format!(
+            "{CONFIG}[profiles.b]\nsource = \"s\"\nrole_arn = \"arn:aws:iam::222222222222:role/B\"\n"
+        ));
+        agent.handle.reload().await.unwrap();
+        let event = tokio::time::timeout(Duration::from_secs(10), c.next_event())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .expect("the stream open");
+        assert_eq!(event["v"], 1, "{event}");
+        assert_eq!(event["event"]["added"][0], "b", "{event}");
+        agent.stop().await;
+        assert!(
+            c.next_event().await.unwrap().is_none(),
+            "stream ends on shutdown"
+        );
+    }
+
+    /// An agent that was killed leaves its socket (or pipe name file) behind: clients must
+    /// not take it for a live agent, and the next agent starts over it.
+    #[tokio::test]
+    async fn a_dead_agents_leftovers_are_neither_used_nor_in_the_way() {
+        let sb = Sandbox::new();
+        sb.write_config(CONFIG);
+        let dir = sb.paths().runtime_dir;
+        leave_a_dead_agents_files(&dir);
+        assert!(AgentClient::connect(&dir).await.unwrap().is_none());
+        let agent = start(&sb).await;
+        assert_eq!(
+            client(&sb).await.ping().await.unwrap().pid,
+            std::process::id()
+        );
+        agent.stop().await;
+    }
+
+    /// What a killed agent leaves: its lock file with its pid (unlocked: the lock died with
+    /// the process) and its socket, or on Windows the file naming its pipe.
+    fn leave_a_dead_agents_files(dir: &Path) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new().mode(0o700).create(dir).unwrap();
+            // std's listener does not remove its file when dropped
+            drop(std::os::unix::net::UnixListener::bind(dir.join(SOCKET_NAME)).unwrap());
+        }
+        #[cfg(windows)]
+        {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(
+                dir.join("agent.pipe"),
+                r"\\.\pipe\rolecall-agent-00000000000000000000000000000dead",
+            )
+            .unwrap();
+        }
+        std::fs::write(dir.join(crate::serve::transport::LOCK_NAME), "999999").unwrap();
     }
 }

@@ -1,15 +1,13 @@
 //! The agent's typed client: what the CLI (and later the tray app) use to talk to a running
-//! agent. [`AgentClient::connect`] answers `Ok(None)` when no agent is running (no socket, or
-//! nobody listening), so callers fall back to doing the work in-process.
+//! agent. [`AgentClient::connect`] answers `Ok(None)` when no agent is running (no socket or
+//! pipe, or nobody listening), so callers fall back to doing the work in-process.
 
 use std::path::Path;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixStream;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 
-use super::agent::SOCKET_NAME;
 use super::protocol::{self, Pong, RemoteError, Report, Request, RequestLine, Response};
+use super::transport::{self, ClientStream};
 use crate::engine::ProfileStatus;
 
 /// What can go wrong talking to the agent.
@@ -22,6 +20,9 @@ pub enum Error {
     /// The connection broke.
     #[error("lost the connection to the rolecall agent ({0}); is it still running?")]
     Io(#[from] std::io::Error),
+    /// The socket's directory, or the process listening on it, is not the user's own.
+    #[error("not using the rolecall agent socket: {0}")]
+    Untrusted(String),
     /// The agent's answer was not understood.
     #[error("the rolecall agent's answer was not understood ({0}); is it the same version?")]
     Protocol(String),
@@ -37,32 +38,28 @@ impl Error {
 /// A connection to the agent.
 #[derive(Debug)]
 pub struct AgentClient {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: BufReader<ReadHalf<ClientStream>>,
+    writer: WriteHalf<ClientStream>,
 }
 
 impl AgentClient {
-    /// Connects to the agent whose socket is in `runtime_dir`; `Ok(None)` when none runs.
+    /// Connects to the agent whose socket (or pipe name) is in `runtime_dir`; `Ok(None)` when
+    /// none runs.
     pub async fn connect(runtime_dir: &Path) -> Result<Option<AgentClient>, Error> {
-        let path = runtime_dir.join(SOCKET_NAME);
-        match UnixStream::connect(&path).await {
-            Ok(stream) => {
-                let (r, w) = stream.into_split();
-                Ok(Some(AgentClient {
-                    reader: BufReader::new(r),
-                    writer: w,
-                }))
+        let stream = transport::connect(runtime_dir).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                Error::Untrusted(e.to_string())
+            } else {
+                Error::Io(e)
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-                ) =>
-            {
-                Ok(None)
+        })?;
+        Ok(stream.map(|stream| {
+            let (r, w) = tokio::io::split(stream);
+            AgentClient {
+                reader: BufReader::new(r),
+                writer: w,
             }
-            Err(e) => Err(Error::Io(e)),
-        }
+        }))
     }
 
     async fn send(&mut self, request: Request) -> Result<(), Error> {

@@ -8,6 +8,7 @@
 //! the protocol can change without old clients misreading it). Nothing on this socket carries
 //! a secret except what the client sends (an MFA code), which is never echoed or logged.
 
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -104,6 +105,11 @@ pub struct Pong {
     pub pid: u32,
     /// The agent's version.
     pub version: String,
+    /// The config file the agent runs on, so that a client started with another one
+    /// (`--config`, `ROLECALL_CONFIG`) can work in-process instead. Absent from agents that
+    /// predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<PathBuf>,
 }
 
 /// What happened to one profile in a refresh, in a form that crosses the socket.
@@ -187,5 +193,18 @@ mod tests {
         let back: RequestLine = serde_json::from_str(r#"{"v":1,"op":"status"}"#).unwrap();
         assert!(matches!(back.request, Request::Status));
         assert!(serde_json::from_str::<RequestLine>(r#"{"v":1,"op":"nope"}"#).is_err());
+    }
+
+    #[test]
+    fn a_pong_without_a_config_path_still_parses() {
+        let old: Pong = serde_json::from_str(r#"{"pid":7,"version":"0.1.0"}"#).unwrap();
+        assert_eq!(old.config, None);
+        let new = Pong {
+            pid: 7,
+            version: "0.1.0".into(),
+            config: Some(PathBuf::from("/c/config.toml")),
+        };
+        let back: Pong = serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
+        assert_eq!(back.config, new.config);
     }
 }

@@ -207,6 +207,8 @@ impl Connected {
 /// A classified store failure, before it is tied to an account.
 #[derive(Debug)]
 enum Failure {
+    // (only the Secret Service reports a locked collection as such)
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     Locked,
     Denied,
     Corrupt,
