@@ -103,3 +103,46 @@ fn refresh_on_a_terminal_asks_for_the_mfa_code() {
         .expect("a GetSessionToken request");
     assert_eq!(gst.param("TokenCode"), Some("123456"));
 }
+
+/// Through a running agent (which cannot prompt): the CLI asks once, and the agent renews the
+/// profile and the one chained on it with that code.
+#[test]
+fn refresh_through_the_agent_asks_once_for_a_chain() {
+    let world = World::start();
+    world.setup(CONFIG);
+    let _daemon = crate::support::Daemon::start(&world);
+    let screen = on_a_terminal(
+        &world,
+        &["refresh", "audit", "dev-admin"],
+        &[("MFA code", "123456\n")],
+    );
+    assert_eq!(
+        screen.matches("MFA code for source bastion").count(),
+        1,
+        "{screen}"
+    );
+    let renewed = screen.lines().filter(|l| l.contains("renewed")).count();
+    assert_eq!(renewed, 2, "{screen}");
+    assert_eq!(world.proxy.count("GetSessionToken"), 1);
+    let text = world.credentials();
+    assert_contains!(text, "[audit]");
+    assert_contains!(text, "[dev-admin]");
+}
+
+/// `credential_process` runs with stdout and stderr piped to the AWS CLI: it asks on the
+/// terminal itself, and only the credentials JSON goes to stdout.
+#[test]
+fn credential_process_asks_on_the_terminal() {
+    let world = World::start();
+    world.setup(CONFIG);
+    let screen = on_a_terminal(
+        &world,
+        &["credential-process", "dev-admin"],
+        &[("MFA code", "918273\n")],
+    );
+    assert_contains!(screen, "MFA code for source bastion");
+    assert_contains!(screen, "\"SessionToken\"");
+    // (not echoed; the serial's account id has 123456 in it, hence another code)
+    assert_not_contains!(screen, "918273");
+    assert_eq!(world.proxy.count("GetSessionToken"), 1);
+}

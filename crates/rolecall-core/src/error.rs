@@ -97,6 +97,8 @@ pub enum Error {
         reason: String,
         /// Whether that failure needs the user (it carries that profile's own event too).
         upstream_needs_user: bool,
+        /// The source whose MFA code is missing, when that is why (down the whole chain).
+        mfa_source: Option<String>,
     },
     /// A source's base credentials (instance metadata, environment) could not be read.
     #[error("source {source_name}: {error}")]
@@ -136,6 +138,16 @@ impl Error {
                 | Error::UnknownSource { .. }
                 | Error::BadMfaCode(_)
         )
+    }
+
+    /// The source whose MFA code would let this renewal go on: the profile's own source, or
+    /// the source at the root of the chain that failed for want of a code.
+    pub fn mfa_source(&self) -> Option<&str> {
+        match self {
+            Error::NeedsMfa { source_name, .. } => Some(source_name),
+            Error::Upstream { mfa_source, .. } => mfa_source.as_deref(),
+            _ => None,
+        }
     }
 
     /// Whether the user has to act (enter a code, store a key, unlock the keychain, fix a file

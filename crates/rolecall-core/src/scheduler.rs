@@ -1359,6 +1359,7 @@ role_arn = "arn:aws:iam::333333333333:role/C"
                         upstream: "a".into(),
                         reason: "throttled".into(),
                         upstream_needs_user: false,
+                        mfa_source: None,
                     }),
                 ),
             ];
@@ -1465,6 +1466,7 @@ role_arn = "arn:aws:iam::333333333333:role/C"
             upstream: "a".into(),
             reason: "its reason".into(),
             upstream_needs_user,
+            mfa_source: None,
         };
         assert!(denied("a").needs_user());
         assert!(needs_mfa().needs_user());

@@ -41,8 +41,10 @@ pub async fn run(paths: Paths, args: RefreshArgs, no_agent: bool) -> anyhow::Res
 }
 
 /// For each source that still needs an MFA code (in the order of the first profile waiting on
-/// it), asks for the code and hands it to the agent, whose answer replaces the reports of the
-/// profiles it covers; the others (other sources, other failures) stay. A source whose code is
+/// it), asks for the code and has the agent renew the profiles waiting on it (chained ones
+/// included) with it; its answer replaces their reports, the others (other sources, other
+/// failures) stay. The session started this way also resumes whatever else of the agent's
+/// waited on that source. A source whose code is
 /// not given, or that the agent refuses (a malformed code), stays failed with the reason, and
 /// the next source is asked all the same, as the in-process engine's prompter does.
 async fn supply_mfa(agent: &mut AgentClient, reports: &mut [Report], paths: &Paths) {
@@ -69,7 +71,12 @@ async fn supply_mfa(agent: &mut AgentClient, reports: &mut [Report], paths: &Pat
         let Some(code) = crate::prompt::ask_mfa(source, &serial).await else {
             continue;
         };
-        match agent.mfa(source, code).await {
+        let profiles: Vec<String> = reports
+            .iter()
+            .filter(|r| waiting(r))
+            .map(|r| r.profile.clone())
+            .collect();
+        match agent.refresh(profiles, false, Some(code)).await {
             Ok(answer) => merge(reports, answer),
             Err(e) => {
                 let message = e.to_string();

@@ -477,6 +477,7 @@ impl EngineHandle {
             opts,
             sessions: BTreeMap::new(),
             fresh: BTreeMap::new(),
+            unanswered: BTreeMap::new(),
             failed: BTreeMap::new(),
             started: BTreeSet::new(),
         };

@@ -20,6 +20,14 @@ pub(super) struct FreshCreds {
     pub(super) written: bool,
 }
 
+/// How a profile of the pass failed, for the profiles chained on it.
+#[derive(Debug, Clone)]
+pub(super) struct Failed {
+    message: String,
+    needs_user: bool,
+    mfa_source: Option<String>,
+}
+
 /// One refresh pass: caches sessions and renewed credentials so each is fetched once.
 pub(super) struct Run<'a> {
     pub(super) handle: &'a EngineHandle,
@@ -29,9 +37,10 @@ pub(super) struct Run<'a> {
     pub(super) opts: RefreshOptions,
     pub(super) sessions: BTreeMap<String, Credentials>,
     pub(super) fresh: BTreeMap<String, FreshCreds>,
-    /// Profiles that failed in this pass, with their message and whether the user must act
-    /// (for the profiles chained on them).
-    pub(super) failed: BTreeMap<String, (String, bool)>,
+    /// Sources whose session needed a code that nobody gave in this pass (→ MFA device).
+    pub(super) unanswered: BTreeMap<String, String>,
+    /// Profiles that failed in this pass, and how (for the profiles chained on them).
+    pub(super) failed: BTreeMap<String, Failed>,
     /// Sources whose session was started (not read from the keychain) in this run.
     pub(super) started: BTreeSet<String>,
 }
@@ -74,16 +83,17 @@ impl Run<'_> {
                     Some(Upstream::Profile(up)) => match self.fresh.get(up) {
                         Some(f) if !self.failed.contains_key(up) => Ok(f.credentials.clone()),
                         _ => {
-                            let (reason, upstream_needs_user) = self
-                                .failed
-                                .get(up)
-                                .cloned()
-                                .unwrap_or_else(|| ("it was not renewed".into(), false));
+                            let failed = self.failed.get(up).cloned().unwrap_or_else(|| Failed {
+                                message: "it was not renewed".into(),
+                                needs_user: false,
+                                mfa_source: None,
+                            });
                             Err(Error::Upstream {
                                 profile: name.clone(),
                                 upstream: up.to_string(),
-                                reason,
-                                upstream_needs_user,
+                                reason: failed.message,
+                                upstream_needs_user: failed.needs_user,
+                                mfa_source: failed.mfa_source,
                             })
                         }
                     },
@@ -203,8 +213,12 @@ impl Run<'_> {
             }
             Err(e) => {
                 tracing::warn!(profile = name, error = %e, "renewal failed");
-                self.failed
-                    .insert(name.to_string(), (e.to_string(), e.needs_user()));
+                let failed = Failed {
+                    message: e.to_string(),
+                    needs_user: e.needs_user(),
+                    mfa_source: e.mfa_source().map(str::to_string),
+                };
+                self.failed.insert(name.to_string(), failed);
                 Outcome::Failed(e)
             }
         }
@@ -251,10 +265,33 @@ impl Run<'_> {
         {
             return Ok(s.clone());
         }
+        // asked once per pass: without an answer the next profile of the source is not asked
+        // again (a wrong code is, since the user may get the next one right)
+        if let Some(mfa_serial) = self.unanswered.get(source) {
+            return Err(Error::NeedsMfa {
+                source_name: source.to_string(),
+                mfa_serial: mfa_serial.clone(),
+            });
+        }
         let (handle, config, now) = (self.handle, self.config, self.now);
         let opts = &mut self.opts;
         let got =
-            sources::session(handle, config, source, renew, now, || opts.mfa_code.take()).await?;
+            match sources::session(handle, config, source, renew, now, || opts.mfa_code.take())
+                .await
+            {
+                Err(Error::NeedsMfa {
+                    source_name,
+                    mfa_serial,
+                }) => {
+                    self.unanswered
+                        .insert(source_name.clone(), mfa_serial.clone());
+                    return Err(Error::NeedsMfa {
+                        source_name,
+                        mfa_serial,
+                    });
+                }
+                r => r?,
+            };
         if got.started {
             self.started.insert(source.to_string());
         }
@@ -287,6 +324,77 @@ fn levels(config: &Config, order: &[String]) -> Vec<Vec<String>> {
 mod tests {
     use super::*;
     use crate::testutil;
+
+    /// Counts the questions and never answers.
+    struct Silent(std::sync::atomic::AtomicUsize);
+
+    impl crate::MfaPrompter for Silent {
+        fn mfa_code<'a>(
+            &'a self,
+            _source: &'a str,
+            _mfa_serial: &'a str,
+        ) -> std::pin::Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async { None })
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_code_is_asked_for_once_per_pass() {
+        use std::sync::Arc;
+
+        use crate::credentials::{Credentials, SecretString};
+        use crate::{Engine, Outcome, RefreshOptions, Targets};
+
+        let sb = testutil::Sandbox::new();
+        sb.write_config(
+            r#"
+[sources.s]
+mfa_serial = "arn:aws:iam::111111111111:mfa/alice"
+[profiles.a]
+source = "s"
+role_arn = "arn:aws:iam::222222222222:role/A"
+[profiles.b]
+source = "s"
+role_arn = "arn:aws:iam::222222222222:role/B"
+[profiles.c]
+source = "a"
+role_arn = "arn:aws:iam::222222222222:role/C"
+"#,
+        );
+        let store = Arc::new(crate::vault::MemoryStore::new());
+        let key = Credentials {
+            access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+            secret_access_key: SecretString::from("secret"),
+            session_token: None,
+            expiration: None,
+        };
+        crate::vault::Vault::new(store.clone())
+            .set_source_key("s", &key)
+            .unwrap();
+        let prompter = Arc::new(Silent(0.into()));
+        let config = crate::config::Config::load(&sb.path("rolecall/config.toml")).unwrap();
+        let engine = Engine::builder(sb.paths())
+            .config(Arc::new(config))
+            .secret_store(store)
+            .mfa_prompter(prompter.clone())
+            .build()
+            .await
+            .unwrap();
+        let outcomes = engine
+            .handle()
+            .refresh(&Targets::All, RefreshOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(prompter.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(outcomes.len(), 3);
+        for (name, outcome) in &outcomes {
+            match outcome {
+                Outcome::Failed(e) => assert_eq!(e.mfa_source(), Some("s"), "{name}: {e}"),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn levels_put_each_profile_after_the_one_it_assumes_from() {

@@ -151,9 +151,7 @@ impl Report {
             Outcome::Failed(e) => (ReportKind::Failed, None, Some(e.to_string())),
         };
         let mfa_source = match outcome {
-            Outcome::Failed(crate::Error::NeedsMfa { source_name, .. }) => {
-                Some(source_name.clone())
-            }
+            Outcome::Failed(e) => e.mfa_source().map(str::to_string),
             _ => None,
         };
         Report {
