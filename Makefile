@@ -42,7 +42,7 @@ test: deps ## everything CI runs: format, lints, unit and integration tests
 	$(CARGO) build --workspace --bins --locked
 	$(CARGO) test --workspace --all-targets --locked
 
-test-windows: deps-windows ## the engine's tests built for Windows and run under Wine (CI runs it)
+test-windows: deps deps-windows ## the engine's tests built for Windows and run under Wine (CI runs it)
 	@bash tests/windows/run.sh
 
 bench: deps ## print the benchmark tables (the daemon ones take ~2 min)

@@ -227,6 +227,38 @@ fn a_section_the_file_refuses_fails_only_its_profile() {
     assert_contains!(caller_arn(&world, "audit"), "333333333333");
 }
 
+/// `rolecall status | head -1`: a reader that hangs up is no error (and never a panic).
+#[test]
+fn output_into_a_closed_pipe_is_dropped_quietly() {
+    const HANG_UP: &str = r#"
+import subprocess, sys
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+p.stdout.close()  # before rolecall has written anything
+err = p.stderr.read().decode()
+print(p.wait())
+sys.stdout.write(err)
+"#;
+    let world = World::start();
+    world.setup(CONFIG);
+    world
+        .rc(&["refresh", "--all", "--mfa-code", "123456"])
+        .run()
+        .success();
+    for args in [&["status"][..], &["status", "--json"], &["export", "audit"]] {
+        let out = world
+            .rolecall
+            .python(HANG_UP)
+            .arg(crate::support::rolecall_bin())
+            .args(args)
+            .run()
+            .success();
+        let (code, stderr) = out.stdout.split_once('\n').unwrap_or_default();
+        assert_eq!(code, "0", "{args:?}: {}", out.stdout);
+        assert_not_contains!(stderr, "panicked");
+        assert_eq!(stderr, "", "{args:?}");
+    }
+}
+
 #[test]
 fn exec_export_and_credential_process_hand_out_fresh_credentials() {
     let world = World::start();

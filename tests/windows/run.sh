@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test-windows`: the engine's unit tests (the agent's named-pipe transport among them)
-# built for x86_64-pc-windows-gnu and run under Wine, and the CLI built for Windows.
+# built for x86_64-pc-windows-gnu and run under Wine, and the CLI built for Windows and run end
+# to end under Wine (e2e.sh).
 #
 # This machine's rustup toolchain has only the Linux standard library and cannot download
 # another, so the Windows std is built from source (-Zbuild-std) by Debian's rustc-web, whose
@@ -13,6 +14,7 @@ cd "$(dirname "$0")/../.."
 export CARGO=/usr/bin/cargo RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
 export WINEPREFIX="$PWD/build/wineprefix" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+export ROLECALL_VENV="${ROLECALL_VENV:-$PWD/build/venv}"  # moto and the AWS CLI (make deps)
 TARGET=x86_64-pc-windows-gnu
 TARGET_DIR="$PWD/target/windows"
 WINE=/usr/lib/wine/wine64
@@ -33,4 +35,6 @@ echo "== rolecall.exe under $("$WINE" --version)"
 "$WINE" "$TARGET_DIR/$TARGET/debug/rolecall.exe" --version
 echo "== the engine's unit tests under Wine"
 "$WINE" "$exe" --test-threads 2
+echo "== end to end under Wine"
+WINE="$WINE" EXE="$TARGET_DIR/$TARGET/debug/rolecall.exe" bash tests/windows/e2e.sh
 "$(dirname "$WINE")/wineserver" -k 2>/dev/null || true

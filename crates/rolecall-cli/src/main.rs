@@ -1,8 +1,12 @@
 //! `rolecall`: keeps AWS temporary credentials fresh.
 //!
 //! This binary only parses arguments, builds the engine and prints; all logic lives in
-//! `rolecall-core`. Errors are printed once, with their cause chain, on stderr.
+//! `rolecall-core`. Errors are printed once, with their cause chain, on stderr. Results go
+//! through `outln!` (see `out.rs`), which survives a reader that hung up.
+#![deny(clippy::print_stdout)]
 
+#[macro_use]
+mod out;
 mod cli;
 mod cmd;
 mod prompt;

@@ -17,16 +17,16 @@ pub async fn run(paths: Paths, args: ClearArgs) -> anyhow::Result<u8> {
     };
     let removed = engine.clear(&targets).await?;
     if removed.is_empty() {
-        println!("no managed sections to remove");
+        outln!("no managed sections to remove");
     } else {
-        println!(
+        outln!(
             "removed [{}] from {}",
             removed.join("], ["),
             engine.credentials_file().path().display()
         );
     }
     if all {
-        println!("forgot cached MFA sessions (long-lived keys are kept)");
+        outln!("forgot cached MFA sessions (long-lived keys are kept)");
     }
     if agent_running && !removed.is_empty() {
         // the daemon treats a missing section as due: say so rather than surprise

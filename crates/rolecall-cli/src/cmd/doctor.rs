@@ -15,7 +15,7 @@ pub async fn run(paths: Paths) -> anyhow::Result<u8> {
             Verdict::Warn => "warn",
             Verdict::Fail => "FAIL",
         };
-        println!("{tag}  {:16} {}", c.name, c.detail);
+        outln!("{tag}  {:16} {}", c.name, c.detail);
         if c.verdict == Verdict::Fail || (c.verdict == Verdict::Warn && worst == Verdict::Ok) {
             worst = c.verdict;
         }

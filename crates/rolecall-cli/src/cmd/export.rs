@@ -76,7 +76,7 @@ pub async fn run(paths: Paths, args: ExportArgs) -> anyhow::Result<u8> {
             out = serde_json::to_string_pretty(&map)? + "\n";
         }
     }
-    print!("{out}");
+    out!("{out}");
     Ok(crate::exit::OK)
 }
 
@@ -107,7 +107,7 @@ pub async fn credential_process(paths: Paths, args: ProfileArg) -> anyhow::Resul
     if let Some(e) = creds.expiration {
         doc["Expiration"] = rfc3339(e).into();
     }
-    println!("{doc}");
+    outln!("{doc}");
     Ok(crate::exit::OK)
 }
 

@@ -11,10 +11,10 @@ pub async fn run(paths: Paths, args: ImportArgs) -> anyhow::Result<u8> {
     let plan = engine.import_aws_config(args.dry_run).await?;
     let verb = if args.dry_run { "would add" } else { "added" };
     if plan.sources.is_empty() && plan.profiles.is_empty() {
-        println!("nothing to import from {}", aws.display());
+        outln!("nothing to import from {}", aws.display());
     }
     for s in &plan.sources {
-        println!(
+        outln!(
             "{verb} source {}{}",
             s.name,
             s.mfa_serial
@@ -24,16 +24,18 @@ pub async fn run(paths: Paths, args: ImportArgs) -> anyhow::Result<u8> {
         );
     }
     for p in &plan.profiles {
-        println!(
+        outln!(
             "{verb} profile {} ({} from {})",
-            p.name, p.role_arn, p.source
+            p.name,
+            p.role_arn,
+            p.source
         );
     }
     for (name, why) in &plan.skipped {
-        println!("skipped {name}: {why}");
+        outln!("skipped {name}: {why}");
     }
     if !plan.sources.is_empty() && !args.dry_run {
-        println!(
+        outln!(
             "next: store each source's key with `rolecall keys import NAME --scrub` or `rolecall keys add NAME`"
         );
     }

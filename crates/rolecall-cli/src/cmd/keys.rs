@@ -26,13 +26,13 @@ pub async fn run(paths: Paths, keys: Keys) -> anyhow::Result<u8> {
             };
             let mfa_serial = if detect_mfa {
                 let serial = engine.detect_mfa_serial(&name, &key).await?;
-                println!("found MFA device {serial}");
+                outln!("found MFA device {serial}");
                 Some(serial)
             } else {
                 mfa_serial
             };
             engine.add_key(&name, key, mfa_serial).await?;
-            println!("stored the key of source {name} in the keychain");
+            outln!("stored the key of source {name} in the keychain");
         }
         Keys::Import {
             profile,
@@ -42,12 +42,12 @@ pub async fn run(paths: Paths, keys: Keys) -> anyhow::Result<u8> {
             let done = engine
                 .import_key(&profile, as_name.as_deref(), scrub)
                 .await?;
-            println!(
+            outln!(
                 "stored the key of [{profile}] as source {} in the keychain",
                 done.source
             );
             if done.scrubbed {
-                println!(
+                outln!(
                     "removed [{profile}] from {}",
                     engine.credentials_file().path().display()
                 );
@@ -56,9 +56,9 @@ pub async fn run(paths: Paths, keys: Keys) -> anyhow::Result<u8> {
         Keys::List { json } => {
             let list = engine.list_keys().await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                outln!("{}", serde_json::to_string_pretty(&list)?);
             } else if list.is_empty() {
-                println!("no sources; add one with `rolecall keys add NAME`");
+                outln!("no sources; add one with `rolecall keys add NAME`");
             } else {
                 for s in list {
                     let key = match s.kind {
@@ -71,15 +71,15 @@ pub async fn run(paths: Paths, keys: Keys) -> anyhow::Result<u8> {
                         .session_expiration
                         .map(|e| format!("session until {}", rfc3339(e)))
                         .unwrap_or_else(|| "no session".into());
-                    println!("{}  {key}  {mfa}  {session}", s.name);
+                    outln!("{}  {key}  {mfa}  {session}", s.name);
                 }
             }
         }
         Keys::Remove { name } => {
             if engine.remove_key(&name).await? {
-                println!("removed source {name}");
+                outln!("removed source {name}");
             } else {
-                println!("no source named {name}");
+                outln!("no source named {name}");
             }
         }
     }

@@ -108,7 +108,7 @@ fn merge(reports: &mut [Report], answer: Vec<Report>) {
 /// Prints one line per profile (failures' reasons on stderr); the exit code.
 pub fn print(reports: &[Report], paths: &Paths) -> u8 {
     if reports.is_empty() {
-        println!(
+        outln!(
             "no profiles configured; add one to {}",
             paths.config_file.display()
         );
@@ -119,24 +119,24 @@ pub fn print(reports: &[Report], paths: &Paths) -> u8 {
         let name = &r.profile;
         match (r.result, r.expiration) {
             (ReportKind::Refreshed, Some(e)) => {
-                println!(
+                outln!(
                     "{name:width$}  renewed, expires {} (in {})",
                     rfc3339(e),
                     left(e)
                 );
             }
-            (ReportKind::Refreshed, None) => println!("{name:width$}  renewed"),
+            (ReportKind::Refreshed, None) => outln!("{name:width$}  renewed"),
             (ReportKind::StillValid, Some(e)) => {
-                println!(
+                outln!(
                     "{name:width$}  still valid until {} ({} left)",
                     rfc3339(e),
                     left(e)
                 );
             }
-            (ReportKind::StillValid, None) => println!("{name:width$}  still valid"),
+            (ReportKind::StillValid, None) => outln!("{name:width$}  still valid"),
             (ReportKind::Failed, _) => {
                 failed = true;
-                println!("{name:width$}  FAILED");
+                outln!("{name:width$}  FAILED");
                 eprintln!("rolecall: {}", r.message.as_deref().unwrap_or("failed"));
             }
         }

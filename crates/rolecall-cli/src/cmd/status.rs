@@ -11,11 +11,11 @@ pub async fn run(paths: Paths, args: StatusArgs, no_agent: bool) -> anyhow::Resu
         None => engine(paths.clone()).await?.status().await?,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        outln!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(crate::exit::OK);
     }
     if status.is_empty() {
-        println!(
+        outln!(
             "no profiles configured; add one to {}",
             paths.config_file.display()
         );
@@ -55,9 +55,9 @@ pub async fn run(paths: Paths, args: StatusArgs, no_agent: bool) -> anyhow::Resu
         }
         out
     };
-    println!("{}", line(&header));
+    outln!("{}", line(&header));
     for r in &rows {
-        println!(
+        outln!(
             "{}",
             line(&r.iter().map(String::as_str).collect::<Vec<_>>())
         );
@@ -70,7 +70,7 @@ pub async fn run(paths: Paths, args: StatusArgs, no_agent: bool) -> anyhow::Resu
         );
     }
     if status.iter().any(|s| s.active) {
-        println!("(* mirrored into [default])");
+        outln!("(* mirrored into [default])");
     }
     Ok(crate::exit::OK)
 }

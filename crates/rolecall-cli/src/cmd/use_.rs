@@ -30,9 +30,9 @@ pub async fn run(paths: Paths, args: UseArgs, no_agent: bool) -> anyhow::Result<
         }
     };
     match (profile, expiration) {
-        (Some(p), Some(e)) => println!("[default] now mirrors {p} (expires {})", rfc3339(e)),
-        (Some(p), None) => println!("[default] now mirrors {p}"),
-        (None, _) => println!("[default] is no longer managed by rolecall"),
+        (Some(p), Some(e)) => outln!("[default] now mirrors {p} (expires {})", rfc3339(e)),
+        (Some(p), None) => outln!("[default] now mirrors {p}"),
+        (None, _) => outln!("[default] is no longer managed by rolecall"),
     }
     Ok(crate::exit::OK)
 }

@@ -15,17 +15,17 @@ pub async fn run(paths: Paths, args: WatchArgs) -> anyhow::Result<u8> {
     client.subscribe().await?;
     while let Some(line) = client.next_event().await? {
         if args.json {
-            println!("{line}");
+            outln!("{line}");
             continue;
         }
         let now = rolecall_core::timestamp::format(std::time::SystemTime::now());
         if let Some(n) = line.get("lagged") {
-            println!("{now}  ({n} events missed)");
+            outln!("{now}  ({n} events missed)");
         } else if let Some(ev) = line.get("event") {
             match serde_json::from_value::<Event>(ev.clone()) {
-                Ok(event) => println!("{now}  {event}"),
+                Ok(event) => outln!("{now}  {event}"),
                 // an event this build does not know (newer agent): show it raw
-                Err(_) => println!("{now}  {ev}"),
+                Err(_) => outln!("{now}  {ev}"),
             }
         }
     }
