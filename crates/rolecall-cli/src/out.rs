@@ -22,6 +22,11 @@ pub fn write(args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// Whether stdout's reader has gone (the rest of the output would be dropped).
+pub fn gone() -> bool {
+    GONE.load(Ordering::Relaxed)
+}
+
 /// A closed pipe: EPIPE, or on Windows ERROR_NO_DATA (232) / ERROR_PIPE_NOT_CONNECTED (233).
 fn reader_gone(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::BrokenPipe

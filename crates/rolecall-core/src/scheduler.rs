@@ -553,8 +553,8 @@ impl Book {
             }
             e if e.is_retryable() => Verdict::Retry(message),
             // a keychain that is locked or not running yet (a user unit started before the
-            // login keyring was unlocked) gets unlocked without telling us: keep checking, on
-            // the backoff's slow end (the check never opens an unlock prompt)
+            // login keyring was unlocked) gets unlocked without telling us: keep checking with
+            // the usual backoff, which grows to 5 min (the check never opens an unlock prompt)
             Error::Vault(
                 crate::vault::Error::Locked { .. } | crate::vault::Error::Unavailable { .. },
             ) => Verdict::Retry(message),
@@ -1089,8 +1089,15 @@ impl EngineHandle {
                     .filter(|n| inventory.managed().any(|s| &s.name == n))
                     .map(|name| Edit::Remove { name })
                     .collect();
-                // (not there yet: its first renewal writes `[default]` too)
+                // (not there yet: its first renewal writes `[default]` too; the user's own
+                // `[default]` is left to the renewal, which says so, so that the removals above
+                // are not refused with it)
+                let users_default = inventory
+                    .sections
+                    .iter()
+                    .any(|s| s.name == DEFAULT_SECTION && !s.managed);
                 if let Some(active) = mirror
+                    && !users_default
                     && let Some((creds, _)) = credfile::managed_credentials(&text, &active)
                 {
                     edits.push(crate::engine::upsert(
@@ -1449,8 +1456,11 @@ role_arn = "arn:aws:iam::333333333333:role/C"
             );
             assert_eq!(book.slots["a"].phase, phase);
             if phase == Phase::Retrying {
-                let next = book.slots["a"].next.unwrap();
-                assert!(next <= at(0) + BACKOFF_CAP, "{next:?}");
+                // the first retry: within the first backoff ceiling (2 s)
+                let next = book.slots["a"].next.expect("a retry deadline");
+                assert!(next <= at(0) + backoff_ceiling(1), "{next:?}");
+            } else {
+                assert_eq!(book.slots["a"].next, None);
             }
         }
     }
@@ -2077,6 +2087,38 @@ role_arn = "arn:aws:iam::222222222222:role/B"
         // the same active profile again: nothing to do
         h.reload().await.unwrap();
         assert_eq!(default_key().as_deref(), Some("ASIABBBBEXAMPLE"));
+    }
+
+    #[tokio::test]
+    async fn a_users_own_default_does_not_stop_the_removals_of_a_reload() {
+        let sb = Sandbox::new();
+        sb.write_config(AB_ACTIVE);
+        let mine = "[default]\naws_access_key_id = AKIAMINE\n";
+        std::fs::write(sb.path("credentials"), mine).unwrap();
+        let engine = sb.engine().await;
+        let h = engine.handle();
+        h.credentials_file()
+            .apply(&[section("a"), section("b")])
+            .unwrap();
+        // `active` moves to b and a is removed, in one edit
+        sb.write_config(
+            &AB_ACTIVE
+                .replace("active = \"a\"", "active = \"b\"")
+                .replace(
+                    "[profiles.a]\nsource = \"s\"\nrole_arn = \"arn:aws:iam::222222222222:role/A\"\n",
+                    "",
+                ),
+        );
+        h.reload().await.unwrap();
+        assert!(!h.config().profiles.contains_key("a"));
+        let text = std::fs::read_to_string(sb.path("credentials")).unwrap();
+        let names: Vec<String> = credfile::inspect(&text)
+            .sections
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, ["b", "default"], "{text}");
+        assert!(text.ends_with(mine), "{text}");
     }
 
     #[tokio::test]

@@ -19,7 +19,7 @@ pub async fn run(paths: Paths, args: RefreshArgs, no_agent: bool) -> anyhow::Res
         let mut reports = agent.refresh(profiles, args.force, args.mfa_code).await?;
         // the agent cannot prompt: ask here, as the in-process engine's prompter would
         if std::io::stdin().is_terminal() {
-            supply_mfa(&mut agent, &mut reports, &paths).await;
+            supply_mfa(&mut agent, &mut reports, &paths, args.force).await;
         }
         return Ok(print(&reports, &paths));
     }
@@ -47,7 +47,7 @@ pub async fn run(paths: Paths, args: RefreshArgs, no_agent: bool) -> anyhow::Res
 /// waited on that source. A source whose code is
 /// not given, or that the agent refuses (a malformed code), stays failed with the reason, and
 /// the next source is asked all the same, as the in-process engine's prompter does.
-async fn supply_mfa(agent: &mut AgentClient, reports: &mut [Report], paths: &Paths) {
+async fn supply_mfa(agent: &mut AgentClient, reports: &mut [Report], paths: &Paths, force: bool) {
     let mut sources: Vec<String> = Vec::new();
     for source in reports.iter().filter_map(|r| r.mfa_source.as_ref()) {
         if !sources.contains(source) {
@@ -76,7 +76,7 @@ async fn supply_mfa(agent: &mut AgentClient, reports: &mut [Report], paths: &Pat
             .filter(|r| waiting(r))
             .map(|r| r.profile.clone())
             .collect();
-        match agent.refresh(profiles, false, Some(code)).await {
+        match agent.refresh(profiles, force, Some(code)).await {
             Ok(answer) => merge(reports, answer),
             Err(e) => {
                 let message = e.to_string();

@@ -14,6 +14,10 @@ pub async fn run(paths: Paths, args: WatchArgs) -> anyhow::Result<u8> {
     )?;
     client.subscribe().await?;
     while let Some(line) = client.next_event().await? {
+        // `rolecall watch | head -3`: nobody reads any more
+        if crate::out::gone() {
+            return Ok(crate::exit::OK);
+        }
         if args.json {
             outln!("{line}");
             continue;

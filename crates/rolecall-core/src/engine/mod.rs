@@ -707,14 +707,20 @@ impl EngineHandle {
             });
         }
         let fresh = match profile {
-            Some(name) => Some(self.credentials(name, opts).await?),
+            Some(name) => Some((name, self.credentials(name, opts).await?)),
             None => None,
         };
         // from here until the config names the new active profile, no refresh pass may run: one
         // that started with the old `active` would write that profile into `[default]` again
         let _serial = self.inner.refresh_lock.lock().await;
         let expiration = match fresh {
-            Some((creds, region)) => {
+            Some((name, (creds, region))) => {
+                // a pass may have renewed the profile between `credentials` and the lock
+                let text = self.file_op(|f| f.read()).await?;
+                let creds = match credfile::managed_credentials(&text, name) {
+                    Some((newer, _)) if newer.expiration > creds.expiration => newer,
+                    _ => creds,
+                };
                 let exp = creds.expiration;
                 let edit = upsert(DEFAULT_SECTION, &creds, region, adopt);
                 self.file_op(move |f| f.apply(&[edit])).await?;

@@ -267,7 +267,7 @@ impl Run<'_> {
         }
         // asked once per pass: without an answer the next profile of the source is not asked
         // again (a wrong code is, since the user may get the next one right)
-        if let Some(mfa_serial) = self.unanswered.get(source) {
+        if !renew && let Some(mfa_serial) = self.unanswered.get(source) {
             return Err(Error::NeedsMfa {
                 source_name: source.to_string(),
                 mfa_serial: mfa_serial.clone(),
@@ -283,8 +283,12 @@ impl Run<'_> {
                     source_name,
                     mfa_serial,
                 }) => {
-                    self.unanswered
-                        .insert(source_name.clone(), mfa_serial.clone());
+                    // (a forced new session that got no code says nothing about the cached
+                    // one, which the profiles after it may still use)
+                    if !renew {
+                        self.unanswered
+                            .insert(source_name.clone(), mfa_serial.clone());
+                    }
                     return Err(Error::NeedsMfa {
                         source_name,
                         mfa_serial,

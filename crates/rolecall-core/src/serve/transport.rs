@@ -57,7 +57,19 @@ pub(crate) fn take_lock(
     use std::io::Write as _;
 
     use super::agent::{Error, io};
-    match lock.try_lock() {
+    // a client's `lock_held` check holds the lock for an instant: look twice more before
+    // concluding that another agent runs
+    let mut tries = 0;
+    let taken = loop {
+        match lock.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) if tries < 2 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            r => break r,
+        }
+    };
+    match taken {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             // (on Windows the locked file cannot be read: the pid is then unknown)

@@ -11,7 +11,10 @@
 //!
 //! Who may connect: the pipe keeps the default security descriptor, which gives full access to
 //! the creating user, SYSTEM and administrators and only read access to everyone else; a
-//! client must write a request before anything is answered, so other users get nothing.
+//! client must write a request before anything is answered, so other users get nothing. They
+//! can still open read-only connections and hold the agent's connection slots (a local denial
+//! of service): an owner-only DACL needs the raw security-attributes API (unsafe FFI), left for
+//! a Windows runner to test.
 //! Remote clients are rejected (`PIPE_REJECT_REMOTE_CLIENTS`), and clients open the pipe with
 //! tokio's default identification-only impersonation level, so a server cannot act as them.
 //!
@@ -89,7 +92,12 @@ impl Listener {
     /// The next connection. A new instance is created before the connected one is handed
     /// out, so there is always one for the next client to find.
     pub(crate) async fn accept(&mut self) -> std::io::Result<Accepted<NamedPipeServer>> {
-        self.next.connect().await?;
+        if let Err(e) = self.next.connect().await {
+            // e.g. a client that opened and closed the instance before it was connected
+            // (ERROR_NO_DATA): that instance is spent, so wait on a fresh one from now on
+            self.next = server(&self.name, false)?;
+            return Err(e);
+        }
         let fresh = server(&self.name, false)?;
         Ok(Accepted::Ours(std::mem::replace(&mut self.next, fresh)))
     }
