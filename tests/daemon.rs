@@ -354,3 +354,19 @@ fn clear_while_a_daemon_runs_says_it_will_renew() {
     assert_contains!(out.stdout, "removed [dev-admin]");
     assert_contains!(out.stderr, "will write these profiles again");
 }
+
+/// A runtime directory others can write to (someone may have put their socket there): the CLI
+/// sends nothing to it, says so, and does the work itself.
+#[test]
+fn a_socket_directory_others_can_write_is_not_used_and_the_user_is_told() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::start();
+    world.setup(crate::support::CONFIG);
+    let dir = world.sandbox.runtime_dir().join("rolecall");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = world.rc(&["status"]).run().success();
+    assert_contains!(out.stderr, "warning: not using the rolecall agent socket");
+    assert_contains!(out.stderr, "mode 777");
+    assert_contains!(out.stdout, "dev-admin");
+}

@@ -18,6 +18,8 @@ export ROLECALL_VENV="${ROLECALL_VENV:-$PWD/build/venv}"  # moto and the AWS CLI
 TARGET=x86_64-pc-windows-gnu
 TARGET_DIR="$PWD/target/windows"
 WINE=/usr/lib/wine/wine64
+# every Wine process of this prefix ends with the run, whatever happens
+trap '"$(dirname "$WINE")/wineserver" -k 2>/dev/null || true' EXIT
 cargo_w() { "$CARGO" "$@" --locked -Zbuild-std --target "$TARGET" --target-dir "$TARGET_DIR"; }
 
 echo "== building for $TARGET with $("$RUSTC" --version)"
@@ -37,4 +39,3 @@ echo "== the engine's unit tests under Wine"
 "$WINE" "$exe" --test-threads 2
 echo "== end to end under Wine"
 WINE="$WINE" EXE="$TARGET_DIR/$TARGET/debug/rolecall.exe" bash tests/windows/e2e.sh
-"$(dirname "$WINE")/wineserver" -k 2>/dev/null || true

@@ -1215,29 +1215,8 @@ mod tests {
         }
     }
 
-    const CONFIG: &str = r#"
-[settings]
-refresh_before = "10m"
-notify_before = "5m"
-
-[sources.s]
-mfa_serial = "arn:aws:iam::111111111111:mfa/alice"
-
-[profiles.a]
-source = "s"
-role_arn = "arn:aws:iam::222222222222:role/A"
-
-[profiles.b]
-source = "s"
-role_arn = "arn:aws:iam::222222222222:role/B"
-
-[profiles.chained]
-source = "a"
-role_arn = "arn:aws:iam::333333333333:role/C"
-"#;
-
     fn config() -> Config {
-        testutil::config(CONFIG)
+        testutil::config(testutil::TWO_ROLES_AND_A_CHAIN)
     }
 
     const T0: u64 = 1_800_000_000;

@@ -11,6 +11,29 @@ use crate::config::{self, Config, Paths};
 /// Where test configs say they were read from; error messages start with it.
 pub(crate) const CONFIG_PATH: &str = "/cfg/config.toml";
 
+/// Source `s` (with an MFA device), roles `a` and `b` from it, `chained` from `a`; renewed 10
+/// minutes before expiry, warned 5 minutes before.
+pub(crate) const TWO_ROLES_AND_A_CHAIN: &str = r#"
+[settings]
+refresh_before = "10m"
+notify_before = "5m"
+
+[sources.s]
+mfa_serial = "arn:aws:iam::111111111111:mfa/alice"
+
+[profiles.a]
+source = "s"
+role_arn = "arn:aws:iam::222222222222:role/A"
+
+[profiles.b]
+source = "s"
+role_arn = "arn:aws:iam::222222222222:role/B"
+
+[profiles.chained]
+source = "a"
+role_arn = "arn:aws:iam::333333333333:role/C"
+"#;
+
 /// `text` parsed and validated as if read from [`CONFIG_PATH`].
 pub(crate) fn parse_config(text: &str) -> Result<Config, config::Error> {
     Config::parse(text, Path::new(CONFIG_PATH))
@@ -63,10 +86,24 @@ impl Sandbox {
 
     /// An engine on the written config.
     pub(crate) async fn engine(&self) -> Engine {
+        self.engine_with(
+            Arc::new(crate::vault::MemoryStore::new()),
+            Arc::new(crate::NoPrompt),
+        )
+        .await
+    }
+
+    /// An engine on the written config, with this keychain and MFA prompter.
+    pub(crate) async fn engine_with(
+        &self,
+        store: Arc<dyn crate::vault::SecretStore>,
+        prompter: Arc<dyn crate::MfaPrompter>,
+    ) -> Engine {
         let config = Config::load(&self.path("rolecall/config.toml")).expect("a valid config");
         Engine::builder(self.paths())
             .config(Arc::new(config))
-            .secret_store(Arc::new(crate::vault::MemoryStore::new()))
+            .secret_store(store)
+            .mfa_prompter(prompter)
             .build()
             .await
             .expect("an engine")

@@ -60,6 +60,11 @@ pub async fn agent(paths: &Paths, no_agent: bool) -> Option<AgentClient> {
 pub async fn running_agent(paths: &Paths) -> Option<AgentClient> {
     match AgentClient::connect(&paths.runtime_dir).await {
         Ok(c) => c,
+        // someone else's socket where ours should be: the user must hear of it
+        Err(e @ rolecall_core::serve::client::Error::Untrusted(_)) => {
+            eprintln!("rolecall: warning: {e}; working without the agent");
+            None
+        }
         Err(e) => {
             tracing::warn!(error = %e, "cannot reach the rolecall agent; working in-process");
             None

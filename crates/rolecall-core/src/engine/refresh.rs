@@ -348,24 +348,10 @@ mod tests {
         use std::sync::Arc;
 
         use crate::credentials::{Credentials, SecretString};
-        use crate::{Engine, Outcome, RefreshOptions, Targets};
+        use crate::{Outcome, RefreshOptions, Targets};
 
         let sb = testutil::Sandbox::new();
-        sb.write_config(
-            r#"
-[sources.s]
-mfa_serial = "arn:aws:iam::111111111111:mfa/alice"
-[profiles.a]
-source = "s"
-role_arn = "arn:aws:iam::222222222222:role/A"
-[profiles.b]
-source = "s"
-role_arn = "arn:aws:iam::222222222222:role/B"
-[profiles.c]
-source = "a"
-role_arn = "arn:aws:iam::222222222222:role/C"
-"#,
-        );
+        sb.write_config(testutil::TWO_ROLES_AND_A_CHAIN);
         let store = Arc::new(crate::vault::MemoryStore::new());
         let key = Credentials {
             access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
@@ -377,14 +363,7 @@ role_arn = "arn:aws:iam::222222222222:role/C"
             .set_source_key("s", &key)
             .unwrap();
         let prompter = Arc::new(Silent(0.into()));
-        let config = crate::config::Config::load(&sb.path("rolecall/config.toml")).unwrap();
-        let engine = Engine::builder(sb.paths())
-            .config(Arc::new(config))
-            .secret_store(store)
-            .mfa_prompter(prompter.clone())
-            .build()
-            .await
-            .unwrap();
+        let engine = sb.engine_with(store, prompter.clone()).await;
         let outcomes = engine
             .handle()
             .refresh(&Targets::All, RefreshOptions::default())

@@ -139,7 +139,8 @@ pub(crate) async fn connect(dir: &Path) -> std::io::Result<Option<UnixStream>> {
             std::io::ErrorKind::PermissionDenied,
             format!(
                 "the process listening on {} runs as uid {peer}, not as you; nothing was sent \
-                 to it",
+                 to it. Stop that process, or start your own agent with `rolecall daemon` \
+                 (it replaces the socket)",
                 dir.join(SOCKET_NAME).display()
             ),
         ));

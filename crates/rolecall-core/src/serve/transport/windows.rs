@@ -125,7 +125,7 @@ pub(crate) async fn connect(dir: &Path) -> std::io::Result<Option<NamedPipeClien
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!(
-                "{} does not name a rolecall pipe",
+                "{} does not name a rolecall pipe; remove it (the agent writes it at start)",
                 dir.join(NAME_FILE).display()
             ),
         ));
