@@ -1,0 +1,385 @@
+//! Everything the TOML types cannot check: names, ranges (STS limits), references, cycles.
+
+use std::time::Duration;
+
+use super::{Config, SourceConfig};
+
+const MIN_DURATION: Duration = Duration::from_secs(900);
+const MAX_SESSION_DURATION: Duration = Duration::from_secs(36 * 3600);
+const MAX_ROLE_DURATION: Duration = Duration::from_secs(12 * 3600);
+const MAX_CHAINED_DURATION: Duration = Duration::from_secs(3600);
+
+impl Config {
+    /// Checks everything that TOML types cannot: names, ranges (STS limits), references,
+    /// cycles. Returns the dotted key and the message.
+    pub(super) fn validate(&self) -> Result<(), (String, String)> {
+        let s = &self.settings;
+        let key = |parts: &[&str]| parts.join("\u{0}");
+        if !(1..=64).contains(&s.max_concurrent_refreshes) {
+            return Err((
+                key(&["settings", "max_concurrent_refreshes"]),
+                "must be from 1 to 64".into(),
+            ));
+        }
+        if !(1..=10).contains(&s.sts_max_attempts) {
+            return Err((
+                key(&["settings", "sts_max_attempts"]),
+                "must be from 1 to 10".into(),
+            ));
+        }
+        if s.sts_timeout < Duration::from_millis(100) || s.sts_timeout > Duration::from_secs(300) {
+            return Err((
+                key(&["settings", "sts_timeout"]),
+                "must be from 100ms to 5m".into(),
+            ));
+        }
+        for (name, src) in &self.sources {
+            check_name(name).map_err(|m| (key(&["sources", name]), m))?;
+            if !src.kind.has_sessions() {
+                let field = if src.mfa_serial.is_some() {
+                    Some("mfa_serial")
+                } else if src.session_duration.is_some() {
+                    Some("session_duration")
+                } else {
+                    None
+                };
+                if let Some(field) = field {
+                    return Err((
+                        key(&["sources", name, field]),
+                        format!(
+                            "only applies to sources of kind \"keychain\" or \"environment\"; \
+                             a {:?} source's credentials are already temporary (no session, no \
+                             MFA): remove {field}, or change kind",
+                            src.kind.as_str()
+                        ),
+                    ));
+                }
+            }
+            if let Some(serial) = &src.mfa_serial {
+                check_mfa_serial(serial).map_err(|m| (key(&["sources", name, "mfa_serial"]), m))?;
+            }
+            if let Some(d) = src.session_duration {
+                check_range(d, MIN_DURATION, MAX_SESSION_DURATION)
+                    .map_err(|m| (key(&["sources", name, "session_duration"]), m))?;
+            }
+            if let Some(r) = &src.region {
+                check_region(r).map_err(|m| (key(&["sources", name, "region"]), m))?;
+            }
+        }
+        for (name, p) in &self.profiles {
+            check_name(name).map_err(|m| (key(&["profiles", name]), m))?;
+            if name == "default" {
+                return Err((
+                    key(&["profiles", name]),
+                    "\"default\" is reserved for the active profile; pick another name and \
+                     run `rolecall use NAME`"
+                        .into(),
+                ));
+            }
+            let k = |field: &str| key(&["profiles", name, field]);
+            match (
+                self.sources.contains_key(&p.source),
+                self.profiles.contains_key(&p.source),
+            ) {
+                (true, true) => {
+                    return Err((
+                        k("source"),
+                        format!("{:?} is both a source and a profile; rename one", p.source),
+                    ));
+                }
+                (false, false) => {
+                    return Err((
+                        k("source"),
+                        format!(
+                            "{:?} is neither a source nor a profile; known sources: {}",
+                            p.source,
+                            list(self.sources.keys())
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            let chained = self.profiles.contains_key(&p.source);
+            if chained && p.role_arn.is_none() {
+                return Err((
+                    k("role_arn"),
+                    format!(
+                        "profile assumes from profile {:?}, so it needs a role_arn",
+                        p.source
+                    ),
+                ));
+            }
+            if let Some(arn) = &p.role_arn {
+                check_role_arn(arn).map_err(|m| (k("role_arn"), m))?;
+            } else if p.duration.is_some() || p.external_id.is_some() || p.session_name.is_some() {
+                let field = if p.duration.is_some() {
+                    "duration"
+                } else if p.external_id.is_some() {
+                    "external_id"
+                } else {
+                    "session_name"
+                };
+                return Err((
+                    k(field),
+                    "only applies to role profiles (with role_arn); a session-token profile \
+                     takes its lifetime from the source's session_duration"
+                        .into(),
+                ));
+            }
+            if let Some(d) = p.duration {
+                let max = if chained {
+                    MAX_CHAINED_DURATION
+                } else {
+                    MAX_ROLE_DURATION
+                };
+                check_range(d, MIN_DURATION, max).map_err(|m| {
+                    let m = if chained {
+                        format!("{m} (role chaining is limited to 1h)")
+                    } else {
+                        m
+                    };
+                    (k("duration"), m)
+                })?;
+            }
+            if let Some(r) = &p.region {
+                check_region(r).map_err(|m| (k("region"), m))?;
+            }
+            if let Some(x) = &p.external_id {
+                check_chars(x, 2, 1224, "=,.@:/-").map_err(|m| (k("external_id"), m))?;
+            }
+            if let Some(x) = &p.session_name {
+                check_chars(x, 2, 64, "=,.@-").map_err(|m| (k("session_name"), m))?;
+            }
+            if self.root_source(name).is_none() {
+                return Err((
+                    k("source"),
+                    "profiles assume from each other in a cycle".into(),
+                ));
+            }
+            let lifetime = match &p.role_arn {
+                Some(_) => self.role_duration(p),
+                None => self
+                    .sources
+                    .get(&p.source)
+                    .map(SourceConfig::session_duration)
+                    .unwrap_or_default(),
+            };
+            if s.refresh_before >= lifetime {
+                return Err((
+                    key(&["settings", "refresh_before"]),
+                    format!(
+                        "({}) must be shorter than the lifetime of profile {name:?} ({}), or it \
+                         would be renewed on every run",
+                        humantime::format_duration(s.refresh_before),
+                        humantime::format_duration(lifetime)
+                    ),
+                ));
+            }
+        }
+        if let Some(active) = &s.active
+            && !self.profiles.contains_key(active)
+        {
+            return Err((
+                key(&["settings", "active"]),
+                format!(
+                    "{active:?} is not a profile; known profiles: {}",
+                    list(self.profiles.keys())
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&str> = names.map(String::as_str).collect();
+    if v.is_empty() {
+        "(none)".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// Checks a source or profile name: it becomes an INI section name and a keychain account.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@+".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid name: use 1 to 64 letters, digits and - _ . @ +"
+        ))
+    }
+}
+
+fn check_range(d: Duration, min: Duration, max: Duration) -> Result<(), String> {
+    if d < min || d > max {
+        Err(format!(
+            "{} is out of range: must be from {} to {}",
+            humantime::format_duration(d),
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_region(r: &str) -> Result<(), String> {
+    let ok = r.len() >= 3
+        && r.len() <= 32
+        && r.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{r:?} is not a region name like \"eu-west-1\""))
+    }
+}
+
+fn check_chars(v: &str, min: usize, max: usize, extra: &str) -> Result<(), String> {
+    let ok = (min..=max).contains(&v.len())
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '+' || extra.contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{v:?} must be {min} to {max} characters of letters, digits and _+{extra}"
+        ))
+    }
+}
+
+fn arn_parts(arn: &str) -> Option<(&str, &str, &str)> {
+    // arn:PARTITION:iam::ACCOUNT:RESOURCE
+    let mut it = arn.splitn(6, ':');
+    let (a, partition, service, region, account, resource) = (
+        it.next()?,
+        it.next()?,
+        it.next()?,
+        it.next()?,
+        it.next()?,
+        it.next()?,
+    );
+    let ok = a == "arn"
+        && partition.starts_with("aws")
+        && service == "iam"
+        && region.is_empty()
+        && account.len() == 12
+        && account.chars().all(|c| c.is_ascii_digit());
+    ok.then_some((partition, account, resource))
+}
+
+/// Checks a role ARN's shape (`arn:aws:iam::123456789012:role/Name`).
+pub fn check_role_arn(arn: &str) -> Result<(), String> {
+    match arn_parts(arn) {
+        Some((_, _, res)) if res.starts_with("role/") && res.len() > 5 => Ok(()),
+        _ => Err(format!(
+            "{arn:?} is not a role ARN like \"arn:aws:iam::123456789012:role/Admin\""
+        )),
+    }
+}
+
+/// Checks an MFA device id: a virtual device ARN or a hardware serial number.
+pub fn check_mfa_serial(serial: &str) -> Result<(), String> {
+    let arn_ok = matches!(arn_parts(serial), Some((_, _, res)) if
+        (res.starts_with("mfa/") || res.starts_with("u2f/")) && res.len() > 4);
+    let hw_ok =
+        (9..=256).contains(&serial.len()) && serial.chars().all(|c| c.is_ascii_alphanumeric());
+    if arn_ok || hw_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{serial:?} is not an MFA device like \"arn:aws:iam::123456789012:mfa/alice\" \
+             or a hardware serial number"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::parse_config;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::unknown_key("[settings]\nrefresh_befor = \"1m\"\n", "2", "refresh_befor")]
+    #[case::bad_duration("[settings]\nrefresh_before = \"soon\"\n", "2", "refresh_before")]
+    #[case::unknown_source(
+        "[profiles.a]\nsource = \"nope\"\nrole_arn = \"arn:aws:iam::222222222222:role/A\"\n",
+        "2",
+        "neither a source nor a profile"
+    )]
+    #[case::duration_too_long(
+        "[sources.s]\n[profiles.a]\nsource = \"s\"\nrole_arn = \"arn:aws:iam::222222222222:role/A\"\nduration = \"13h\"\n",
+        "5",
+        "profiles.a.duration"
+    )]
+    #[case::chained_over_an_hour(
+        "[sources.s]\n[profiles.a]\nsource = \"s\"\nrole_arn = \"arn:aws:iam::222222222222:role/A\"\n[profiles.b]\nsource = \"a\"\nrole_arn = \"arn:aws:iam::222222222222:role/B\"\nduration = \"2h\"\n",
+        "8",
+        "role chaining"
+    )]
+    #[case::session_too_short(
+        "[sources.s]\nsession_duration = \"5m\"\n",
+        "2",
+        "sources.s.session_duration"
+    )]
+    #[case::bad_arn(
+        "[sources.s]\n[profiles.a]\nsource = \"s\"\nrole_arn = \"arn:aws:iam::22:role/A\"\n",
+        "4",
+        "not a role ARN"
+    )]
+    #[case::bad_mfa("[sources.s]\nmfa_serial = \"alice\"\n", "2", "not an MFA device")]
+    #[case::active_unknown("[settings]\nactive = \"x\"\n", "2", "settings.active")]
+    #[case::default_reserved("[sources.s]\n[profiles.default]\nsource = \"s\"\n", "2", "reserved")]
+    #[case::cycle(
+        "[sources.s]\n[profiles.a]\nsource = \"b\"\nrole_arn = \"arn:aws:iam::222222222222:role/A\"\n[profiles.b]\nsource = \"a\"\nrole_arn = \"arn:aws:iam::222222222222:role/B\"\n",
+        "",
+        "cycle"
+    )]
+    #[case::refresh_before_too_long(
+        "[settings]\nrefresh_before = \"2h\"\n[sources.s]\n[profiles.a]\nsource = \"s\"\nrole_arn = \"arn:aws:iam::222222222222:role/A\"\n",
+        "2",
+        "must be shorter"
+    )]
+    #[case::not_toml("[settings\n", "1", "/cfg/config.toml:1")]
+    #[case::no_concurrency(
+        "[settings]\nmax_concurrent_refreshes = 0\n",
+        "2",
+        "settings.max_concurrent_refreshes: must be from 1 to 64"
+    )]
+    #[case::mfa_on_instance_profile(
+        "[sources.ec2]\nkind = \"instance-profile\"\nmfa_serial = \"arn:aws:iam::111111111111:mfa/al\"\n",
+        "3",
+        "sources.ec2.mfa_serial: only applies to sources of kind \"keychain\" or \"environment\""
+    )]
+    #[case::session_duration_on_instance_profile(
+        "[sources.ec2]\nkind = \"instance-profile\"\nsession_duration = \"1h\"\n",
+        "3",
+        "sources.ec2.session_duration"
+    )]
+    #[case::unknown_kind(
+        "[sources.s]\nkind = \"vault\"\n",
+        "2",
+        "`keychain`, `instance-profile`, `environment`"
+    )]
+    fn invalid_config_names_file_line_and_key(
+        #[case] text: &str,
+        #[case] line: &str,
+        #[case] needle: &str,
+    ) {
+        let err = parse_config(text).unwrap_err().to_string();
+        assert!(err.starts_with("/cfg/config.toml"), "{err}");
+        if !line.is_empty() {
+            assert!(
+                err.contains(&format!("config.toml:{line}")),
+                "want line {line}: {err}"
+            );
+        }
+        assert!(err.contains(needle), "want {needle:?}: {err}");
+    }
+}
