@@ -32,7 +32,9 @@ pub struct Settings {
     /// The credentials file to write; default `$AWS_SHARED_CREDENTIALS_FILE`, else
     /// `~/.aws/credentials`.
     pub credentials_file: Option<String>,
-    /// Renew when less than this lifetime remains.
+    /// Renew when less than this lifetime remains (at least 1 minute, and shorter than every
+    /// source's session). A profile whose whole lifetime is not longer than this is still
+    /// accepted: the scheduler renews it at a fraction of its lifetime.
     #[serde(with = "humantime_serde")]
     pub refresh_before: Duration,
     /// Desktop warning lead time (used by the app).

@@ -2,12 +2,18 @@
 
 use std::time::Duration;
 
-use super::{Config, SourceConfig};
+use super::Config;
 
 const MIN_DURATION: Duration = Duration::from_secs(900);
 const MAX_SESSION_DURATION: Duration = Duration::from_secs(36 * 3600);
 const MAX_ROLE_DURATION: Duration = Duration::from_secs(12 * 3600);
 const MAX_CHAINED_DURATION: Duration = Duration::from_secs(3600);
+/// The least `refresh_before`: renewing later leaves no room for a slow or retried STS call
+/// before the credentials in the file expire.
+const MIN_REFRESH_BEFORE: Duration = Duration::from_secs(60);
+/// configparser's `default_section`, which botocore's credentials-file reader uses: its keys are
+/// inherited by every other section, so the credentials writer refuses to write it.
+const CONFIGPARSER_DEFAULT_SECTION: &str = "DEFAULT";
 
 impl Config {
     /// Checks everything that TOML types cannot: names, ranges (STS limits), references,
@@ -31,6 +37,17 @@ impl Config {
             return Err((
                 key(&["settings", "sts_timeout"]),
                 "must be from 100ms to 5m".into(),
+            ));
+        }
+        if s.refresh_before < MIN_REFRESH_BEFORE {
+            return Err((
+                key(&["settings", "refresh_before"]),
+                format!(
+                    "{} is too short: must be at least {}, so that a renewal has time to finish \
+                     before the credentials expire",
+                    humantime::format_duration(s.refresh_before),
+                    humantime::format_duration(MIN_REFRESH_BEFORE)
+                ),
             ));
         }
         for (name, src) in &self.sources {
@@ -62,6 +79,33 @@ impl Config {
                 check_range(d, MIN_DURATION, MAX_SESSION_DURATION)
                     .map_err(|m| (key(&["sources", name, "session_duration"]), m))?;
             }
+            // A cached session is reused only while more than `refresh_before` of it is left,
+            // so a shorter one would be replaced on every renewal, with an MFA prompt each time.
+            if src.kind.has_sessions() && src.session_duration() <= s.refresh_before {
+                let (session, refresh) = (
+                    humantime::format_duration(src.session_duration()),
+                    humantime::format_duration(s.refresh_before),
+                );
+                return Err(match src.session_duration {
+                    Some(_) => (
+                        key(&["sources", name, "session_duration"]),
+                        format!(
+                            "{session} must be longer than settings.refresh_before ({refresh}), \
+                             or every renewal would start a new session and ask for an MFA \
+                             code; raise session_duration or lower refresh_before"
+                        ),
+                    ),
+                    None => (
+                        key(&["settings", "refresh_before"]),
+                        format!(
+                            "{refresh} must be shorter than the session_duration of source \
+                             {name:?} ({session}), or every renewal would start a new session \
+                             and ask for an MFA code; lower refresh_before or set a longer \
+                             session_duration"
+                        ),
+                    ),
+                });
+            }
             if let Some(r) = &src.region {
                 check_region(r).map_err(|m| (key(&["sources", name, "region"]), m))?;
             }
@@ -73,6 +117,15 @@ impl Config {
                     key(&["profiles", name]),
                     "\"default\" is reserved for the active profile; pick another name and \
                      run `rolecall use NAME`"
+                        .into(),
+                ));
+            }
+            if name == CONFIGPARSER_DEFAULT_SECTION {
+                return Err((
+                    key(&["profiles", name]),
+                    "\"DEFAULT\" is reserved: the AWS CLI and SDKs for Python read a [DEFAULT] \
+                     section in the credentials file as defaults for every profile; pick \
+                     another name"
                         .into(),
                 ));
             }
@@ -154,25 +207,6 @@ impl Config {
                 return Err((
                     k("source"),
                     "profiles assume from each other in a cycle".into(),
-                ));
-            }
-            let lifetime = match &p.role_arn {
-                Some(_) => self.role_duration(p),
-                None => self
-                    .sources
-                    .get(&p.source)
-                    .map(SourceConfig::session_duration)
-                    .unwrap_or_default(),
-            };
-            if s.refresh_before >= lifetime {
-                return Err((
-                    key(&["settings", "refresh_before"]),
-                    format!(
-                        "({}) must be shorter than the lifetime of profile {name:?} ({}), or it \
-                         would be renewed on every run",
-                        humantime::format_duration(s.refresh_before),
-                        humantime::format_duration(lifetime)
-                    ),
                 ));
             }
         }
@@ -341,10 +375,25 @@ mod tests {
         "",
         "cycle"
     )]
-    #[case::refresh_before_too_long(
-        "[settings]\nrefresh_before = \"2h\"\n[sources.s]\n[profiles.a]\nsource = \"s\"\nrole_arn = \"arn:aws:iam::222222222222:role/A\"\n",
+    #[case::configparser_default_section(
+        "[sources.s]\n[profiles.DEFAULT]\nsource = \"s\"\n",
         "2",
-        "must be shorter"
+        "profiles.DEFAULT: \"DEFAULT\" is reserved"
+    )]
+    #[case::zero_refresh_before(
+        "[settings]\nrefresh_before = \"0s\"\n",
+        "2",
+        "settings.refresh_before: 0s is too short"
+    )]
+    #[case::session_as_short_as_refresh_before(
+        "[settings]\nrefresh_before = \"30m\"\n[sources.s]\nsession_duration = \"30m\"\n",
+        "4",
+        "sources.s.session_duration: 30m must be longer than settings.refresh_before (30m)"
+    )]
+    #[case::default_session_not_longer_than_refresh_before(
+        "[settings]\nrefresh_before = \"12h\"\n[sources.s]\nkind = \"environment\"\n",
+        "2",
+        "settings.refresh_before: 12h must be shorter than the session_duration of source \"s\" (12h)"
     )]
     #[case::not_toml("[settings\n", "1", "/cfg/config.toml:1")]
     #[case::no_concurrency(
@@ -381,5 +430,35 @@ mod tests {
             );
         }
         assert!(err.contains(needle), "want {needle:?}: {err}");
+    }
+
+    /// Issue 13: AWS's shortest role lifetime (15 min) is no longer refused with the default
+    /// `refresh_before` (15 min), nor is a role shorter than `refresh_before`: the scheduler
+    /// renews such profiles at a fraction of their lifetime instead.
+    #[rstest]
+    #[case::shortest_role_default_refresh(
+        "[sources.s]\n[profiles.a]\nsource = \"s\"\nrole_arn = \"arn:aws:iam::222222222222:role/A\"\nduration = \"15m\"\n"
+    )]
+    #[case::role_shorter_than_refresh_before(
+        "[settings]\nrefresh_before = \"2h\"\n[sources.s]\n[profiles.a]\nsource = \"s\"\nrole_arn = \"arn:aws:iam::222222222222:role/A\"\n"
+    )]
+    #[case::chained_shortest_role(
+        "[sources.s]\n[profiles.a]\nsource = \"s\"\nrole_arn = \"arn:aws:iam::222222222222:role/A\"\n[profiles.b]\nsource = \"a\"\nrole_arn = \"arn:aws:iam::222222222222:role/B\"\nduration = \"15m\"\n"
+    )]
+    #[case::session_just_longer_than_refresh_before(
+        "[settings]\nrefresh_before = \"15m\"\n[sources.s]\nsession_duration = \"16m\"\n[profiles.p]\nsource = \"s\"\n"
+    )]
+    fn issue_13_short_lifetimes_are_accepted(#[case] text: &str) {
+        if let Err(e) = parse_config(text) {
+            panic!("refused: {e}");
+        }
+    }
+
+    /// A profile may be called "Default": botocore's section names are case-sensitive and only
+    /// `default` and configparser's `DEFAULT` are special.
+    #[test]
+    fn other_case_variants_of_default_are_ordinary_names() {
+        let c = parse_config("[sources.s]\n[profiles.Default]\nsource = \"s\"\n").unwrap();
+        assert!(c.profiles.contains_key("Default"));
     }
 }
