@@ -1,19 +1,45 @@
 //! Edits to the config file that keep the user's comments and layout.
 
+use std::fs::{self, File, OpenOptions};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{Config, Error};
 
 /// Edits the config file in place, keeping comments and layout, and writes it atomically.
 pub struct ConfigEditor {
+    /// The path as given, for messages.
     path: PathBuf,
+    /// The file finally named by `path` (after symlinks), which is the one replaced.
+    target: PathBuf,
+    /// `target`'s directory, where the temp and lock files live.
+    dir: PathBuf,
+    temp_prefix: String,
     doc: toml_edit::DocumentMut,
+    _lock: Lock,
 }
 
 impl ConfigEditor {
-    /// Opens the config file for editing (a missing file starts empty).
+    /// Opens the config file for editing (a missing file starts empty), and holds an exclusive
+    /// lock until the editor is saved or dropped, so that another Rolecall's edit (`keys add`
+    /// racing the agent's `use`) starts from this one's result instead of overwriting it.
+    /// A symlinked file is edited at its target and stays a symlink. Blocks while another
+    /// editor holds the lock: call it off the async runtime.
     pub fn open(path: &Path) -> Result<ConfigEditor, Error> {
-        let text = match std::fs::read_to_string(path) {
+        let target = resolve_symlinks(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let (dir, file_name) = dir_and_name(&target).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let lock = Lock::acquire(&dir.join(format!(".{file_name}.rolecall.lock")))?;
+        let text = match std::fs::read_to_string(&target) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(source) => {
@@ -35,7 +61,11 @@ impl ConfigEditor {
             })?;
         Ok(ConfigEditor {
             path: path.to_path_buf(),
+            target,
+            dir,
+            temp_prefix: format!(".{file_name}.rolecall."),
             doc,
+            _lock: lock,
         })
     }
 
@@ -97,32 +127,142 @@ impl ConfigEditor {
         }
     }
 
-    /// Validates the edited text and writes it atomically; returns the new config.
+    /// Validates the edited text and writes it atomically (temp file beside the target,
+    /// fsync, rename, fsync of the directory); returns the new config. The file keeps its
+    /// permission bits. The lock is released when this returns.
     pub fn save(self) -> Result<Config, Error> {
         let text = self.doc.to_string();
         let config = Config::parse(&text, &self.path)?;
-        write_atomic(&self.path, text.as_bytes()).map_err(|source| Error::Write {
-            path: self.path.clone(),
-            source,
-        })?;
+        remove_stale_temp_files(&self.dir, &self.temp_prefix);
+        write_atomic(&self.dir, &self.target, &self.temp_prefix, text.as_bytes()).map_err(
+            |source| Error::Write {
+                path: self.path.clone(),
+                source,
+            },
+        )?;
         Ok(config)
     }
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// The file `path` finally names. Writing through a rename onto a symlink would replace the
+/// link with a plain file (dotfile managers link the config into their repository), so the
+/// rename must target the real file, and the temp file live in its directory. A dangling link
+/// is followed to where the file will be created.
+fn resolve_symlinks(path: &Path) -> io::Result<PathBuf> {
+    // Linux's own limit (MAXSYMLINKS) on links followed in one lookup.
+    const MAX_LINKS: usize = 40;
+    let mut current = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                if let Ok(real) = fs::canonicalize(&current) {
+                    return Ok(real);
+                }
+                let target = fs::read_link(&current)?;
+                current = match current.parent() {
+                    Some(dir) => dir.join(target),
+                    None => target,
+                };
+            }
+            Ok(_) => return Ok(current),
+            // not there yet: creating the directory or the file reports what is wrong
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(current);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other("too many levels of symbolic links"))
+}
+
+fn dir_and_name(target: &Path) -> io::Result<(PathBuf, String)> {
+    let name = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name"))?;
+    let dir = match target.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok((dir, name.to_string()))
+}
+
+/// An exclusive advisory lock on a sidecar file, released on drop. The lock file is never
+/// deleted: deleting it would let two editors lock two different inodes. A sidecar rather
+/// than the config itself, because the config's inode is replaced by every save.
+struct Lock(File);
+
+impl Lock {
+    fn acquire(path: &Path) -> Result<Lock, Error> {
+        let lock_error = |source| Error::Lock {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(path).map_err(lock_error)?;
+        file.lock().map_err(lock_error)?;
+        Ok(Lock(file))
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // closing the file releases the lock too; unlocking first just makes it prompt
+        let _ = self.0.unlock();
+    }
+}
+
+/// Deletes temp files a killed editor left behind; only called under the lock.
+fn remove_stale_temp_files(dir: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(prefix)
+            && name.ends_with(".tmp")
+            && let Err(e) = fs::remove_file(entry.path())
+        {
+            tracing::debug!(file = name, error = %e, "could not remove a stale temp file");
+        }
+    }
+}
+
+fn write_atomic(dir: &Path, target: &Path, prefix: &str, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    let existing = match fs::metadata(target) {
+        Ok(meta) => Some(meta.permissions()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
     let mut tmp = tempfile::Builder::new()
-        .prefix(".config.")
+        .prefix(prefix)
         .suffix(".tmp")
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
+    // an existing file keeps its mode; a new one keeps the temp file's private 0600
+    if let Some(permissions) = existing {
+        tmp.as_file().set_permissions(permissions)?;
+    }
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
+    tmp.persist(target).map_err(|e| e.error)?;
+    // the rename is durable once the directory is synced (not possible on Windows)
+    #[cfg(unix)]
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
     Ok(())
 }
 
@@ -163,5 +303,111 @@ mod tests {
         assert!(err.contains("settings.active"), "{err}");
         // a refused edit leaves the file as it was
         assert!(!std::fs::read_to_string(&path).unwrap().contains("missing"));
+    }
+
+    /// Dotfile managers make the config a symlink into their repository; an edit must change
+    /// the file the link names and keep the link.
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_config_stays_a_symlink_after_an_edit() {
+        let dir = tempfile::tempdir().unwrap();
+        let real_dir = dir.path().join("dotfiles");
+        std::fs::create_dir(&real_dir).unwrap();
+        let real = real_dir.join("rolecall.toml");
+        std::fs::write(&real, "# mine\n[settings]\nrefresh_before = \"20m\"\n").unwrap();
+        let cfg_dir = dir.path().join("config/rolecall");
+        std::fs::create_dir_all(&cfg_dir).unwrap();
+        let link = cfg_dir.join("config.toml");
+        std::os::unix::fs::symlink("../../dotfiles/rolecall.toml", &link).unwrap();
+
+        let mut ed = ConfigEditor::open(&link).unwrap();
+        ed.set_entry("sources", "work", &[("region", Some("eu-west-1".into()))]);
+        ed.save().unwrap();
+
+        let meta = std::fs::symlink_metadata(&link).unwrap();
+        assert!(meta.file_type().is_symlink(), "the link was replaced");
+        let text = std::fs::read_to_string(&real).unwrap();
+        assert!(
+            text.starts_with("# mine\n[settings]\nrefresh_before = \"20m\"\n"),
+            "{text}"
+        );
+        assert!(text.contains("[sources.work]"), "{text}");
+        // nothing but the link in the link's directory: temp and lock files live beside the target
+        let names: Vec<_> = std::fs::read_dir(&cfg_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["config.toml"], "{names:?}");
+    }
+
+    /// A dangling link (the dotfile repository not populated yet) gets its target created.
+    #[cfg(unix)]
+    #[test]
+    fn dangling_symlinked_config_gets_its_target_created() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("store")).unwrap();
+        let link = dir.path().join("config.toml");
+        std::os::unix::fs::symlink("store/rolecall.toml", &link).unwrap();
+        let mut ed = ConfigEditor::open(&link).unwrap();
+        ed.set_setting("refresh_before", Some("20m"));
+        ed.save().unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let text = std::fs::read_to_string(dir.path().join("store/rolecall.toml")).unwrap();
+        assert!(text.contains("refresh_before = \"20m\""), "{text}");
+    }
+
+    /// `keys add` racing the agent's `use`: each read-modify-write must see the other's result.
+    #[test]
+    fn concurrent_editors_lose_no_update() {
+        const ROUNDS: usize = 60;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let barrier = std::sync::Barrier::new(2);
+        std::thread::scope(|scope| {
+            for who in ["a", "b"] {
+                let (path, barrier) = (&path, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    for round in 0..ROUNDS {
+                        let mut ed = ConfigEditor::open(path).unwrap();
+                        ed.set_entry(
+                            "sources",
+                            &format!("{who}{round}"),
+                            &[("region", Some("eu-west-1".into()))],
+                        );
+                        ed.save().unwrap();
+                    }
+                });
+            }
+        });
+        let config = Config::load(&path).unwrap();
+        let missing: Vec<String> = ["a", "b"]
+            .iter()
+            .flat_map(|who| (0..ROUNDS).map(move |r| format!("{who}{r}")))
+            .filter(|name| !config.sources.contains_key(name))
+            .collect();
+        assert!(missing.is_empty(), "lost updates: {missing:?}");
+    }
+
+    /// An edit keeps the file's permission bits (the rename would otherwise leave the temp
+    /// file's 0600).
+    #[cfg(unix)]
+    #[test]
+    fn an_edit_keeps_the_file_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut ed = ConfigEditor::open(&path).unwrap();
+        ed.set_setting("refresh_before", Some("20m"));
+        ed.save().unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "{mode:o}");
     }
 }

@@ -50,6 +50,17 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The lock that makes Rolecall's edits of the file one at a time could not be taken.
+    #[error(
+        "cannot lock config for editing ({path}): {source}; check the permissions of the \
+         config file's directory"
+    )]
+    Lock {
+        /// The lock file, beside the config file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The file is not valid TOML or does not match the schema.
     #[error("{}: {message}", location(path, *line, *column))]
     Syntax {
