@@ -6,7 +6,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use crate::support::credfile::expect_key_id;
-use crate::support::{Process, World};
+use crate::support::{Fault, Process, World, wait_until};
 
 /// A config with `n` independent role profiles `r0..r{n-1}` on source bastion.
 fn many_roles(n: usize) -> String {
@@ -265,30 +265,80 @@ fn kill_9_mid_write_never_leaves_a_torn_or_empty_file() {
     let names: Vec<String> = (0..30).map(|i| format!("r{i}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let logs = world.sandbox.log_dir();
-    let mut killed_mid_run = 0;
-    for round in 0..25u64 {
-        let mut p: Process = world
-            .rc(&["refresh", "--force"])
-            .spawn("writer", &logs.join(format!("kill{round}.log")));
-        // spread the kill over the run: early (keychain), middle (STS), late (write)
-        std::thread::sleep(Duration::from_millis(20 + (round * 37) % 400));
-        if p.is_running() {
-            killed_mid_run += 1;
-        }
-        p.kill();
+    let check = |round: &str| {
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(!text.is_empty(), "round {round}: empty file");
+        assert!(!text.is_empty(), "{round}: empty file");
         assert_eq!(
             user_part(&text),
             original,
-            "round {round}: the user's part changed"
+            "{round}: the user's part changed"
         );
         assert_sections_whole(&text, &refs);
+    };
+    let spawn = |round: &str| -> Process {
+        world
+            .rc(&["refresh", "--force"])
+            .spawn("writer", &logs.join(format!("{round}.log")))
+    };
+    // Each kill lands at a moment a probe saw, not at a guessed delay: right after the start
+    // (config, keychain), while STS holds its answer, and while the writer holds the file's
+    // lock (reading, splicing, writing, renaming).
+    for round in 0..3 {
+        let name = format!("start{round}");
+        spawn(&name).kill();
+        check(&name);
+
+        let name = format!("sts{round}");
+        world
+            .proxy
+            .set_rule_for("AssumeRole", Fault::Delay(Duration::from_secs(120)));
+        let asked = world.proxy.count("AssumeRole");
+        let mut p = spawn(&name);
+        let reached = wait_until(Duration::from_secs(30), || {
+            (world.proxy.count("AssumeRole") > asked).then_some(())
+        });
+        assert!(reached.is_some(), "{name}: the writer never reached STS");
+        assert!(p.is_running(), "{name}: the writer did not wait for STS");
+        p.kill();
+        world.proxy.clear_rule();
+        check(&name);
     }
-    assert!(
-        killed_mid_run >= 10,
-        "only {killed_mid_run} kills hit a running writer"
-    );
+    // The writer's lock file exists since the refresh above. The probe spins on a non-blocking
+    // lock (taking it only for an instant when it is free) until the writer holds it or ends.
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path.parent().unwrap().join(".credentials.rolecall.lock"))
+        .unwrap();
+    let (mut killed_writing, mut runs) = (0, 0);
+    while killed_writing < 5 {
+        runs += 1;
+        assert!(
+            runs <= 100,
+            "the writer was seen holding the file's lock in only {killed_writing} of {runs} runs"
+        );
+        let name = format!("write{runs}");
+        let mut p = spawn(&name);
+        loop {
+            match lock.try_lock() {
+                Ok(()) => {
+                    lock.unlock().unwrap();
+                    if !p.is_running() {
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    p.kill();
+                    killed_writing += 1;
+                    break;
+                }
+                Err(std::fs::TryLockError::Error(e)) => panic!("lock probe: {e}"),
+            }
+        }
+        p.kill();
+        check(&name);
+    }
     // a later writer cleans up the temp files the killed ones left
     world.rc(&["refresh", "--force", "r0"]).run().success();
     let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())

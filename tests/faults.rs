@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::credfile::key_id;
 use crate::support::{
@@ -249,21 +249,18 @@ fn two_throttles_then_success_renews_the_profile() {
 #[test]
 fn an_sts_slower_than_sts_timeout_is_retried_three_times_then_reported() {
     let world = refreshed_world(CONFIG);
-    // 5 s per answer against sts_timeout = "2s": every attempt times out.
+    // Answers held far beyond sts_timeout = "2s": only the timeout can end an attempt (without
+    // one, the first attempt alone would outlast the command's deadline).
     world
         .proxy
-        .set_rule_for("AssumeRole", Fault::Delay(Duration::from_secs(5)));
+        .set_rule_for("AssumeRole", Fault::Delay(Duration::from_secs(120)));
 
-    let started = Instant::now();
     let out = refresh_fails(&world, &["refresh", "--force", "dev-admin"]);
-    let took = started.elapsed();
     assert_contains!(
         out.stderr,
         "profile dev-admin: STS did not answer in time (after 3 attempts)"
     );
     assert_counts(&world.proxy, 3, 0);
-    // 3 × 2 s plus backoff; a generous bound that only a missing timeout would break.
-    assert!(took < Duration::from_secs(40), "took {took:?}");
 }
 
 #[test]
@@ -537,10 +534,9 @@ fn a_locked_keychain_fails_fast_says_how_to_unlock_and_leaves_the_file_alone() {
     let world = refreshed_world(CONFIG);
     world.keyring.lock();
 
-    let started = Instant::now();
+    // fails instead of waiting for an unlock prompt (which nobody answers here: a wait would
+    // run into the command's deadline)
     let out = refresh_fails(&world, &["refresh", "--force", "--mfa-code", MFA_CODE]);
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(20), "took {took:?}");
     assert_contains!(out.stderr, "keychain is locked");
     assert_contains!(out.stderr, "unlock your login keyring");
     assert!(

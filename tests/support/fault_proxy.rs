@@ -186,14 +186,20 @@ impl ProxiedRequest {
 #[derive(Clone, Debug)]
 struct Scheduled {
     action: Option<String>,
+    /// Only requests for this role (`RoleArn`), when set.
+    role_arn: Option<String>,
     fault: Fault,
 }
 
 impl Scheduled {
-    fn matches(&self, action: Option<&str>) -> bool {
+    fn matches(&self, action: Option<&str>, role_arn: Option<&str>) -> bool {
         self.action
             .as_deref()
             .is_none_or(|wanted| Some(wanted) == action)
+            && self
+                .role_arn
+                .as_deref()
+                .is_none_or(|wanted| Some(wanted) == role_arn)
     }
 }
 
@@ -259,6 +265,7 @@ impl FaultProxy {
     pub fn push(&self, fault: Fault) {
         self.shared.state().queue.push_back(Scheduled {
             action: None,
+            role_arn: None,
             fault,
         });
     }
@@ -274,6 +281,7 @@ impl FaultProxy {
     pub fn push_for(&self, action: &str, fault: Fault) {
         let scheduled = Scheduled {
             action: Some(action.to_owned()),
+            role_arn: None,
             fault,
         };
         self.shared.state().queue.push_back(scheduled);
@@ -283,6 +291,7 @@ impl FaultProxy {
     pub fn set_rule(&self, fault: Fault) {
         self.shared.state().rule = Some(Scheduled {
             action: None,
+            role_arn: None,
             fault,
         });
     }
@@ -291,6 +300,17 @@ impl FaultProxy {
     pub fn set_rule_for(&self, action: &str, fault: Fault) {
         self.shared.state().rule = Some(Scheduled {
             action: Some(action.to_owned()),
+            role_arn: None,
+            fault,
+        });
+    }
+
+    /// Like `set_rule`, for AssumeRole of one role only: other profiles keep working, so a
+    /// test can watch them renew as a clock.
+    pub fn set_rule_for_role(&self, role_arn: &str, fault: Fault) {
+        self.shared.state().rule = Some(Scheduled {
+            action: Some("AssumeRole".to_owned()),
+            role_arn: Some(role_arn.to_owned()),
             fault,
         });
     }
@@ -388,12 +408,16 @@ async fn handle(
         .find(|(key, _)| key == "Action")
         .map(|(_, value)| value.clone());
 
+    let role_arn = params
+        .iter()
+        .find(|(key, _)| key == "RoleArn")
+        .map(|(_, value)| value.clone());
     let (index, fault) = {
         let mut state = shared.state();
         let queued = state
             .queue
             .iter()
-            .position(|scheduled| scheduled.matches(action.as_deref()));
+            .position(|scheduled| scheduled.matches(action.as_deref(), role_arn.as_deref()));
         let fault = match queued {
             Some(position) => state
                 .queue
@@ -402,7 +426,7 @@ async fn handle(
             None => state
                 .rule
                 .as_ref()
-                .filter(|rule| rule.matches(action.as_deref()))
+                .filter(|rule| rule.matches(action.as_deref(), role_arn.as_deref()))
                 .map(|rule| rule.fault.clone()),
         };
         state.requests.push(ProxiedRequest {
@@ -423,16 +447,10 @@ async fn handle(
             tokio::time::sleep(delay).await;
             forward(&shared, parts, body).await
         }
-        Some(fault) => {
-            let role_arn = params
-                .iter()
-                .find(|(key, _)| key == "RoleArn")
-                .map(|(_, v)| v.as_str());
-            fault
-                .error()
-                .expect("every other fault has an error body")
-                .response(role_arn)
-        }
+        Some(fault) => fault
+            .error()
+            .expect("every other fault has an error body")
+            .response(role_arn.as_deref()),
         None => forward(&shared, parts, body).await,
     };
     shared.state().requests[index].status = Some(response.status().as_u16());
