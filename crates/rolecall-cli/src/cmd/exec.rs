@@ -1,4 +1,8 @@
 //! `rolecall exec PROFILE -- CMD…`: run a command with the profile's credentials.
+//!
+//! The command gets the caller's umask and core limit back (not Rolecall's private ones; see
+//! `hardening.rs`), SIGINT, SIGTERM and SIGHUP sent to `rolecall exec` are passed on to it
+//! ([`Signals`]), and its exit status becomes ours: its code, or 128+N when signal N ended it.
 
 use anyhow::Context;
 use rolecall_core::RefreshOptions;
@@ -140,12 +144,14 @@ impl Signals {
         })
     }
 
-    async fn next(&mut self) {
+    async fn next(&mut self) -> &'static str {
         tokio::select! {
-            _ = self.c.recv() => {}
-            _ = self.brk.recv() => {}
+            _ = self.c.recv() => "Ctrl-C",
+            _ = self.brk.recv() => "Ctrl-Break",
         }
     }
 
-    fn forward(&self, (): (), _child: &tokio::process::Child) {}
+    fn forward(&self, event: &'static str, _child: &tokio::process::Child) {
+        tracing::debug!("{event}: the command has it already");
+    }
 }
