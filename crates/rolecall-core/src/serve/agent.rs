@@ -522,6 +522,44 @@ role_arn = "arn:aws:iam::222222222222:role/A"
         agent.stop().await;
     }
 
+    /// Paused time: the bounds pass without waiting for them.
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_goes_quiet_is_closed_after_the_idle_bound() {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+        let sb = Sandbox::new();
+        sb.write_config(CONFIG);
+        let agent = start(&sb).await;
+        let stream = crate::serve::transport::connect(&sb.paths().runtime_dir)
+            .await
+            .unwrap()
+            .unwrap();
+        let (r, mut w) = tokio::io::split(stream);
+        let mut r = BufReader::new(r);
+        w.write_all(b"{\"v\":1,\"op\":\"ping\"}\n").await.unwrap();
+        let mut line = String::new();
+        r.read_line(&mut line).await.unwrap();
+        assert!(line.contains("\"ok\":true"), "{line}");
+        // longer than the first-line bound, shorter than the idle one: still open
+        tokio::time::sleep(FIRST_LINE_TIMEOUT * 2).await;
+        w.write_all(b"{\"v\":1,\"op\":\"ping\"}\n").await.unwrap();
+        line.clear();
+        r.read_line(&mut line).await.unwrap();
+        assert!(line.contains("\"ok\":true"), "{line}");
+        // then quiet: told why, and closed
+        let started = tokio::time::Instant::now();
+        line.clear();
+        tokio::time::timeout(IDLE_TIMEOUT * 2, r.read_line(&mut line))
+            .await
+            .expect("the agent to speak up when the idle bound passes")
+            .unwrap();
+        assert!(line.contains("no request in time"), "{line}");
+        assert!(started.elapsed() >= IDLE_TIMEOUT);
+        line.clear();
+        assert_eq!(r.read_line(&mut line).await.unwrap(), 0, "closed");
+        agent.stop().await;
+    }
+
     #[tokio::test]
     async fn a_subscriber_gets_the_engines_events() {
         let sb = Sandbox::new();
