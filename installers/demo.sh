@@ -72,7 +72,7 @@ source = "dev-admin"
 role_arn = "arn:aws:iam::444444444444:role/Audit"
 TOML
 run rolecall status
-run rolecall refresh --mfa-code 123456
+run rolecall refresh --mfa-code - <<<123456   # the code on stdin, not in `ps`
 run rolecall use dev-admin
 run rolecall status
 run cat "$HOME/.aws/credentials"

@@ -7,10 +7,12 @@
 #[macro_use]
 mod support;
 
+mod cli;
 mod credfile;
 mod daemon;
 mod e2e;
 mod faults;
+mod serve;
 mod sources;
 mod terminal;
 mod testbed;

@@ -77,6 +77,40 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Replaces `--mfa-code -` with the code read from stdin (one line), so that the code never
+    /// appears in the process's arguments.
+    pub fn read_mfa_code_from_stdin(&mut self) -> anyhow::Result<()> {
+        let code = match self {
+            Command::Refresh(a) => &mut a.mfa_code,
+            Command::Use(a) => &mut a.mfa_code,
+            Command::Exec(a) => &mut a.mfa_code,
+            Command::Export(a) => &mut a.mfa_code,
+            _ => return Ok(()),
+        };
+        if code.as_deref() == Some("-") {
+            *code = Some(read_code(std::io::stdin().lock())?);
+        }
+        Ok(())
+    }
+}
+
+/// The first line of `input`, trimmed: an MFA code given with `--mfa-code -`.
+fn read_code(mut input: impl std::io::BufRead) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let mut line = String::new();
+    input
+        .read_line(&mut line)
+        .context("reading the MFA code from stdin (--mfa-code -)")?;
+    let code = line.trim();
+    anyhow::ensure!(
+        !code.is_empty(),
+        "--mfa-code -: stdin had no MFA code; give the code as the first line of stdin, or run \
+         the command on a terminal without --mfa-code to be asked for it"
+    );
+    Ok(code.to_string())
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Keys {
     /// Store a long-lived key for a source (prompts on a terminal; else reads the access key id
@@ -131,7 +165,9 @@ pub struct RefreshArgs {
     /// Renew all profiles.
     #[arg(long, conflicts_with = "profiles")]
     pub all: bool,
-    /// The current MFA code, for a source whose session must be renewed.
+    /// The current MFA code, for a source whose session must be renewed; `-` reads it from
+    /// stdin. Without it, a terminal is asked; a code on the command line shows in `ps` and in
+    /// the shell's history.
     #[arg(long, value_name = "CODE")]
     pub mfa_code: Option<String>,
     /// Renew even what is still fresh.
@@ -157,7 +193,8 @@ pub struct UseArgs {
     /// Take over a [default] section that Rolecall did not write.
     #[arg(long)]
     pub adopt: bool,
-    /// The current MFA code, if a new session is needed.
+    /// The current MFA code, if a new session is needed; `-` reads it from stdin. Without it,
+    /// a terminal is asked; a code on the command line shows in `ps` and in the shell's history.
     #[arg(long, value_name = "CODE")]
     pub mfa_code: Option<String>,
 }
@@ -166,7 +203,8 @@ pub struct UseArgs {
 pub struct ExecArgs {
     /// The profile.
     pub profile: String,
-    /// The current MFA code, if a new session is needed.
+    /// The current MFA code, if a new session is needed; `-` reads it from stdin. Without it,
+    /// a terminal is asked; a code on the command line shows in `ps` and in the shell's history.
     #[arg(long, value_name = "CODE")]
     pub mfa_code: Option<String>,
     /// The command and its arguments.
@@ -194,7 +232,8 @@ pub struct ExportArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ExportFormat::Sh)]
     pub format: ExportFormat,
-    /// The current MFA code, if a new session is needed.
+    /// The current MFA code, if a new session is needed; `-` reads it from stdin. Without it,
+    /// a terminal is asked; a code on the command line shows in `ps` and in the shell's history.
     #[arg(long, value_name = "CODE")]
     pub mfa_code: Option<String>,
 }
@@ -223,4 +262,18 @@ pub struct DaemonArgs {
 pub struct ClearArgs {
     /// Profiles whose sections to remove (default: all managed sections and cached sessions).
     pub profiles: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_mfa_code_from_stdin_is_its_first_line_trimmed() {
+        assert_eq!(read_code(&b"123456\n"[..]).unwrap(), "123456");
+        assert_eq!(read_code(&b" 654321 \r\nmore\n"[..]).unwrap(), "654321");
+        let err = read_code(&b"\n"[..]).unwrap_err().to_string();
+        assert!(err.contains("stdin had no MFA code"), "{err}");
+        assert!(read_code(&b""[..]).is_err());
+    }
 }

@@ -9,6 +9,8 @@
 mod out;
 mod cli;
 mod cmd;
+#[cfg(unix)]
+mod hardening;
 mod prompt;
 
 use std::process::ExitCode;
@@ -28,13 +30,18 @@ pub mod exit {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     // a daemon's log is its only voice: info by default; commands print their own results
     let daemon = matches!(cli.command, Command::Daemon(_));
     init_logging(cli.verbose + u8::from(daemon), cli.log_format);
-    // files Rolecall creates (config, lock, temp files) are private to the user
+    // private files, no core dumps, no ptrace by the user's other processes: before any thread
+    // exists and before anything secret is read (see hardening.rs)
     #[cfg(unix)]
-    set_private_umask();
+    hardening::harden();
+    if let Err(e) = cli.command.read_mfa_code_from_stdin() {
+        eprintln!("rolecall: {e:#}");
+        return ExitCode::from(exit::USAGE);
+    }
     // the daemon serves the agent while renewing: two workers; every other command is one
     // request and starts fastest on a single thread
     let builder = if matches!(cli.command, Command::Daemon(_)) {
@@ -165,13 +172,3 @@ const SECRET_SAFE_CAPS: &[(&str, tracing::Level)] = {
         ("dbus_secret_service_keyring_store", Level::INFO),
     ]
 };
-
-#[cfg(unix)]
-#[allow(unsafe_code)]
-fn set_private_umask() {
-    // SAFETY: umask only changes this process's file-creation mask; it is called before the
-    // runtime starts any thread.
-    unsafe {
-        libc::umask(0o077);
-    }
-}

@@ -72,7 +72,8 @@ pub enum Error {
     /// A session needs an MFA code and none was given.
     #[error(
         "source {source_name}: a new session needs an MFA code from {mfa_serial}; run \
-         `rolecall refresh --mfa-code CODE`"
+         `rolecall refresh` on a terminal, which asks for it (or give it on stdin: \
+         `rolecall refresh --mfa-code -`)"
     )]
     NeedsMfa {
         /// The source.

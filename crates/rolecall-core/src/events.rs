@@ -128,7 +128,8 @@ impl std::fmt::Display for Event {
             }
             Event::MfaRequired { source, mfa_serial } => write!(
                 f,
-                "source {source}: needs an MFA code from {mfa_serial}; run `rolecall refresh --mfa-code CODE`"
+                "source {source}: needs an MFA code from {mfa_serial}; run `rolecall refresh` on \
+                 a terminal, which asks for it (or give it on stdin: `rolecall refresh --mfa-code -`)"
             ),
             Event::ExpiringSoon {
                 profile,

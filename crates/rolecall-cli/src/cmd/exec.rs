@@ -1,4 +1,8 @@
 //! `rolecall exec PROFILE -- CMD…`: run a command with the profile's credentials.
+//!
+//! The command gets the caller's umask and core limit back (not Rolecall's private ones; see
+//! `hardening.rs`), SIGINT, SIGTERM and SIGHUP sent to `rolecall exec` are passed on to it
+//! ([`Signals`]), and its exit status becomes ours: its code, or 128+N when signal N ended it.
 
 use anyhow::Context;
 use rolecall_core::RefreshOptions;
@@ -27,10 +31,21 @@ pub async fn run(paths: Paths, args: ExecArgs) -> anyhow::Result<u8> {
     for (k, v) in variables(&creds, region.as_deref()) {
         cmd.env(k, v);
     }
-    let status = cmd
-        .status()
-        .await
-        .with_context(|| format!("cannot run {program:?}"))?;
+    // before the child exists, so that a signal right after its start is forwarded, not fatal
+    let mut signals = Signals::install()?;
+    #[cfg(unix)]
+    let child = crate::hardening::for_child(|| cmd.spawn());
+    #[cfg(not(unix))]
+    let child = cmd.spawn();
+    let mut child = child.with_context(|| format!("cannot run {program:?}"))?;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => {
+                break status.with_context(|| format!("waiting for {program:?}"))?;
+            }
+            signal = signals.next() => signals.forward(signal, &child),
+        }
+    };
     if let Some(code) = status.code() {
         return Ok(u8::try_from(code).unwrap_or(crate::exit::FAILED));
     }
@@ -42,4 +57,101 @@ pub async fn run(paths: Paths, args: ExecArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(crate::exit::FAILED)
+}
+
+/// The signals `exec` passes on to its child (SIGINT, SIGTERM, SIGHUP), so that stopping
+/// `rolecall exec` stops the command the way it would stop it alone, and the child's own exit
+/// status is then ours.
+///
+/// Forwarding, not `execve`: `exec` stays the child's parent because a later `exec --endpoint`
+/// must keep serving credentials while the command runs. A Ctrl-C at the terminal already
+/// reaches the child (the terminal signals its whole foreground process group, which the child
+/// shares with us): a SIGINT while our group is the terminal's foreground group is therefore
+/// not sent again, as sudo does, or the child would see two. SIGTERM and SIGHUP from `kill`
+/// are only ours, and always forwarded.
+#[cfg(unix)]
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+        })
+    }
+
+    async fn next(&mut self) -> rustix::process::Signal {
+        use rustix::process::Signal;
+        tokio::select! {
+            _ = self.int.recv() => Signal::INT,
+            _ = self.term.recv() => Signal::TERM,
+            _ = self.hup.recv() => Signal::HUP,
+        }
+    }
+
+    fn forward(&self, signal: rustix::process::Signal, child: &tokio::process::Child) {
+        use rustix::process::{Pid, Signal, kill_process};
+        if signal == Signal::INT && terminal_signals_our_group() {
+            tracing::debug!("SIGINT from the terminal: the command has it already");
+            return;
+        }
+        // no id: the child has been reaped, nothing to pass it to
+        let Some(pid) = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .and_then(Pid::from_raw)
+        else {
+            return;
+        };
+        if let Err(e) = kill_process(pid, signal) {
+            tracing::debug!(error = %e, ?signal, "cannot pass the signal on to the command");
+        }
+    }
+}
+
+/// Whether we are in the foreground process group of our controlling terminal, which is where
+/// a Ctrl-C's SIGINT goes.
+#[cfg(unix)]
+fn terminal_signals_our_group() -> bool {
+    std::fs::File::open("/dev/tty")
+        .ok()
+        .and_then(|tty| rustix::termios::tcgetpgrp(&tty).ok())
+        .is_some_and(|fg| fg == rustix::process::getpgrp())
+}
+
+/// Ctrl-C and Ctrl-Break reach every process of the console, the child included: nothing to
+/// forward, only not to die of it before the child ends.
+#[cfg(windows)]
+struct Signals {
+    c: tokio::signal::windows::CtrlC,
+    brk: tokio::signal::windows::CtrlBreak,
+}
+
+#[cfg(windows)]
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::windows::{ctrl_break, ctrl_c};
+        Ok(Signals {
+            c: ctrl_c().context("installing the Ctrl-C handler")?,
+            brk: ctrl_break().context("installing the Ctrl-Break handler")?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.c.recv() => "Ctrl-C",
+            _ = self.brk.recv() => "Ctrl-Break",
+        }
+    }
+
+    fn forward(&self, event: &'static str, _child: &tokio::process::Child) {
+        tracing::debug!("{event}: the command has it already");
+    }
 }

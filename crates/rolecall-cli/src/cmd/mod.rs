@@ -29,6 +29,13 @@ use crate::prompt::TerminalPrompt;
 /// process, which keeps live state. An agent on another config file (we were given
 /// `--config` or `ROLECALL_CONFIG`, or it was) would act on the wrong profiles: then the
 /// work is done in-process.
+///
+/// An agent that does not answer its ping within seconds (stopped, hung) is reported on stderr
+/// and the work is done in-process too, for every command: reading status is harmless, and a
+/// refresh or `use` is safe beside the agent because every write of the credentials file is
+/// done under the file's own lock (a stopped agent holding it makes us wait, never interleave)
+/// and the keychain's cached sessions are shared by design. The agent, once resumed, re-reads
+/// the file on its next wake.
 pub async fn agent(paths: &Paths, no_agent: bool) -> Option<AgentClient> {
     if no_agent {
         return None;
@@ -48,6 +55,11 @@ pub async fn agent(paths: &Paths, no_agent: bool) -> Option<AgentClient> {
             // an agent that predates the field cannot say: trust it, as before
             _ => Some(client),
         },
+        // stopped or hung: the user must hear why this is slower than usual, and what is wrong
+        Err(e @ rolecall_core::serve::client::Error::Timeout { .. }) => {
+            eprintln!("rolecall: warning: {e}; working in-process");
+            None
+        }
         Err(e) => {
             tracing::warn!(error = %e, "the rolecall agent did not answer; working in-process");
             None
@@ -61,7 +73,10 @@ pub async fn running_agent(paths: &Paths) -> Option<AgentClient> {
     match AgentClient::connect(&paths.runtime_dir).await {
         Ok(c) => c,
         // someone else's socket where ours should be: the user must hear of it
-        Err(e @ rolecall_core::serve::client::Error::Untrusted(_)) => {
+        Err(
+            e @ (rolecall_core::serve::client::Error::Untrusted(_)
+            | rolecall_core::serve::client::Error::Timeout { .. }),
+        ) => {
             eprintln!("rolecall: warning: {e}; working without the agent");
             None
         }

@@ -1,6 +1,6 @@
 //! Where Rolecall's files are: the one place that reads the process environment.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::Settings;
 
@@ -16,7 +16,8 @@ pub struct Paths {
     pub credentials_file_env: Option<PathBuf>,
     /// The AWS config file (`$AWS_CONFIG_FILE`, else `~/.aws/config`).
     pub aws_config_file: PathBuf,
-    /// Per-user runtime directory for sockets (`$XDG_RUNTIME_DIR/rolecall`, else a temp dir).
+    /// Per-user runtime directory for sockets (`$XDG_RUNTIME_DIR/rolecall`, else under the
+    /// user's cache dir: see `fallback_runtime_dir`).
     pub runtime_dir: PathBuf,
     /// The OS user name, used for default role session names.
     pub user_name: Option<String>,
@@ -24,10 +25,37 @@ pub struct Paths {
 
 /// This process's real user id.
 #[cfg(unix)]
-#[allow(unsafe_code)]
 pub(crate) fn current_uid() -> u32 {
-    // SAFETY: getuid(2) has no preconditions, cannot fail and touches no memory of ours.
-    unsafe { libc::getuid() }
+    rustix::process::getuid().as_raw()
+}
+
+/// The runtime directory without `XDG_RUNTIME_DIR` (cron, ssh without pam_systemd, macOS).
+///
+/// Unix: `<cache dir>/rolecall/run` (`$XDG_CACHE_HOME/rolecall/run`, else
+/// `~/.cache/rolecall/run`; `~/Library/Caches/rolecall/run` on macOS), inside the user's own
+/// home, which the agent creates 0700. Not a name in the shared temp dir: another local user
+/// could create `/tmp/rolecall-<uid>` first and so keep the agent from ever starting. A socket
+/// path longer than the OS allows (107 bytes on Linux, 103 on macOS) cannot be bound: the
+/// agent then refuses to start, naming the path and how to choose a shorter one.
+///
+/// Windows: a per-user name in the temp dir, which is per user there (`%LOCALAPPDATA%\Temp`).
+fn fallback_runtime_dir(
+    base: Option<&directories::BaseDirs>,
+    home: &Path,
+    user_name: Option<&str>,
+) -> PathBuf {
+    #[cfg(unix)]
+    {
+        let _ = user_name;
+        base.map(|b| b.cache_dir().to_path_buf())
+            .unwrap_or_else(|| home.join(".cache"))
+            .join("rolecall/run")
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (base, home);
+        std::env::temp_dir().join(format!("rolecall-{}", user_name.unwrap_or("user")))
+    }
 }
 
 impl Paths {
@@ -58,15 +86,7 @@ impl Paths {
         let runtime_dir = base
             .as_ref()
             .and_then(|b| b.runtime_dir().map(|d| d.join("rolecall")))
-            .unwrap_or_else(|| {
-                // no XDG_RUNTIME_DIR (cron, ssh without pam_systemd, macOS): a per-uid name in
-                // the temp dir, which the agent and its clients check is ours and private
-                #[cfg(unix)]
-                let who = current_uid().to_string();
-                #[cfg(not(unix))]
-                let who = user_name.as_deref().unwrap_or("user").to_string();
-                std::env::temp_dir().join(format!("rolecall-{who}"))
-            });
+            .unwrap_or_else(|| fallback_runtime_dir(base.as_ref(), &home, user_name.as_deref()));
         Paths {
             aws_config_file: var("AWS_CONFIG_FILE").unwrap_or_else(|| home.join(".aws/config")),
             credentials_file_env: var("AWS_SHARED_CREDENTIALS_FILE"),

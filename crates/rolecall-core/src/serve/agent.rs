@@ -1,18 +1,22 @@
 //! The agent: a per-user control endpoint served by the process that runs the scheduler (the
 //! daemon now, the tray app later).
 //!
-//! Where: a Unix socket `$XDG_RUNTIME_DIR/rolecall/agent.sock`
-//! ([`crate::config::Paths::runtime_dir`]), or on Windows a named pipe whose name the agent
-//! publishes in that directory; [`super::transport`] has both and how each keeps other users
+//! Where: a Unix socket `$XDG_RUNTIME_DIR/rolecall/agent.sock` (without `XDG_RUNTIME_DIR`, under
+//! the user's cache dir; see [`crate::config::Paths::runtime_dir`]), or on Windows a named pipe whose name the agent
+//! publishes in that directory; `super::transport` has both and how each keeps other users
 //! out. One agent per user: `agent.lock` in the same directory is held (advisory lock) for the
 //! agent's lifetime; a second agent fails with a message naming the first one's pid.
 //!
 //! The server takes a bound [`AgentSocket`] and a shutdown token; each connection is a task in a
-//! `JoinSet` bounded by a semaphore, stopped on shutdown. Errors sent to clients are the
-//! engine's messages (never secrets); details go to our log.
+//! `JoinSet` bounded by a semaphore, stopped on shutdown. Every connection is bounded: its first
+//! request within [`FIRST_LINE_TIMEOUT`], the next ones within [`IDLE_TIMEOUT`], each line at
+//! most [`protocol::MAX_LINE`] bytes, each answer taken within [`WRITE_TIMEOUT`]; a subscriber
+//! that sends anything is disconnected. Errors sent to clients are the engine's messages (never
+//! secrets); details go to our log.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{
     AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf,
@@ -29,6 +33,14 @@ use crate::engine::{EngineHandle, RefreshOptions, Targets};
 /// The socket's file name inside the runtime directory (Unix).
 pub const SOCKET_NAME: &str = "agent.sock";
 const MAX_CONNECTIONS: usize = 64;
+/// A new connection's first request must arrive within this; a client that connects and says
+/// nothing gives its slot back.
+pub const FIRST_LINE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The next request must arrive within this. Generous: `rolecall refresh` keeps its connection
+/// open while the person at the terminal types an MFA code.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Each answer (or event) must be taken by the client within this.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +71,20 @@ pub enum Error {
         path: PathBuf,
         /// What it is.
         actual: String,
+    },
+    /// The socket's path does not fit in a Unix socket address.
+    #[error(
+        "cannot bind the agent socket {}: its path is {len} bytes, more than the {max} a Unix \
+         socket address holds; set XDG_RUNTIME_DIR to a shorter private directory (mode 0700)",
+        path.display()
+    )]
+    SocketPathTooLong {
+        /// The socket's path.
+        path: PathBuf,
+        /// Its length in bytes.
+        len: usize,
+        /// The longest this OS allows.
+        max: usize,
     },
     /// An I/O error while setting up.
     #[error("cannot {op} {}: {source}", path.display())]
@@ -183,6 +209,17 @@ fn error_line(message: &str, usage: bool) -> String {
     }))
 }
 
+/// Writes `line` to the client, or fails when it does not take it within [`WRITE_TIMEOUT`].
+async fn send<W: AsyncWrite + Unpin>(write: &mut W, line: &str) -> std::io::Result<()> {
+    match tokio::time::timeout(WRITE_TIMEOUT, write.write_all(line.as_bytes())).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the client took no answer",
+        )),
+    }
+}
+
 async fn connection<S: AsyncRead + AsyncWrite + Send>(
     stream: S,
     engine: EngineHandle,
@@ -191,20 +228,28 @@ async fn connection<S: AsyncRead + AsyncWrite + Send>(
     let (read, mut write) = tokio::io::split(stream);
     let mut reader = BufReader::new(read);
     let mut line = String::new();
+    let mut wait = FIRST_LINE_TIMEOUT;
     loop {
         line.clear();
         let mut limited = (&mut reader).take(protocol::MAX_LINE as u64 + 1);
         let n = tokio::select! {
             () = stop.cancelled() => return Ok(()),
-            n = limited.read_line(&mut line) => n?,
+            n = tokio::time::timeout(wait, limited.read_line(&mut line)) => match n {
+                Ok(n) => n?,
+                Err(_) => {
+                    tracing::debug!(after = ?wait, "closing an agent connection that sent nothing");
+                    let msg = "no request in time; connect again when there is one";
+                    let _ = send(&mut write, &error_line(msg, true)).await;
+                    return Ok(());
+                }
+            },
         };
+        wait = IDLE_TIMEOUT;
         if n == 0 {
             return Ok(());
         }
         if line.len() > protocol::MAX_LINE {
-            write
-                .write_all(error_line("request too long", true).as_bytes())
-                .await?;
+            send(&mut write, &error_line("request too long", true)).await?;
             return Ok(());
         }
         let parsed: Result<RequestLine, _> = serde_json::from_str(line.trim_end());
@@ -217,13 +262,13 @@ async fn connection<S: AsyncRead + AsyncWrite + Send>(
                     r.v,
                     protocol::VERSION
                 );
-                write.write_all(error_line(&msg, true).as_bytes()).await?;
+                send(&mut write, &error_line(&msg, true)).await?;
                 continue;
             }
             Err(e) => {
                 // serde's message can quote the input (an MFA code): keep only its category
                 let msg = format!("bad request: {:?} at column {}", e.classify(), e.column());
-                write.write_all(error_line(&msg, true).as_bytes()).await?;
+                send(&mut write, &error_line(&msg, true)).await?;
                 continue;
             }
         };
@@ -231,7 +276,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Send>(
             return subscribe(engine, reader, write, stop).await;
         }
         let out = answer(handle(&engine, request).await);
-        write.write_all(out.as_bytes()).await?;
+        send(&mut write, &out).await?;
     }
 }
 
@@ -242,20 +287,14 @@ async fn subscribe<S: AsyncRead + AsyncWrite + Send>(
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let mut events = engine.subscribe();
-    write
-        .write_all(answer(Ok(serde_json::json!("subscribed"))).as_bytes())
-        .await?;
-    let mut sink = String::new();
+    send(&mut write, &answer(Ok(serde_json::json!("subscribed")))).await?;
+    let mut byte = [0u8; 1];
     loop {
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
-            // the client never sends more on a subscription: EOF (or anything) ends it
-            r = reader.read_line(&mut sink) => {
-                if r? == 0 {
-                    return Ok(());
-                }
-                sink.clear();
-            }
+            // the client never sends more on a subscription: EOF, or anything, ends it (and
+            // nothing it sends is kept)
+            _ = reader.read(&mut byte) => return Ok(()),
             ev = events.recv() => match ev {
                 Ok(event) => {
                     let mut line = serde_json::to_string(&serde_json::json!({
@@ -264,11 +303,10 @@ async fn subscribe<S: AsyncRead + AsyncWrite + Send>(
                     }))
                     .unwrap_or_default();
                     line.push('\n');
-                    write.write_all(line.as_bytes()).await?;
+                    send(&mut write, &line).await?;
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    let line = format!("{{\"v\":1,\"lagged\":{n}}}\n");
-                    write.write_all(line.as_bytes()).await?;
+                    send(&mut write, &format!("{{\"v\":1,\"lagged\":{n}}}\n")).await?;
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
             },
@@ -481,6 +519,44 @@ role_arn = "arn:aws:iam::222222222222:role/A"
         line.clear();
         r.read_line(&mut line).await.unwrap();
         assert!(line.contains("\"ok\":true"), "{line}");
+        agent.stop().await;
+    }
+
+    /// Paused time: the bounds pass without waiting for them.
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_goes_quiet_is_closed_after_the_idle_bound() {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+        let sb = Sandbox::new();
+        sb.write_config(CONFIG);
+        let agent = start(&sb).await;
+        let stream = crate::serve::transport::connect(&sb.paths().runtime_dir)
+            .await
+            .unwrap()
+            .unwrap();
+        let (r, mut w) = tokio::io::split(stream);
+        let mut r = BufReader::new(r);
+        w.write_all(b"{\"v\":1,\"op\":\"ping\"}\n").await.unwrap();
+        let mut line = String::new();
+        r.read_line(&mut line).await.unwrap();
+        assert!(line.contains("\"ok\":true"), "{line}");
+        // longer than the first-line bound, shorter than the idle one: still open
+        tokio::time::sleep(FIRST_LINE_TIMEOUT * 2).await;
+        w.write_all(b"{\"v\":1,\"op\":\"ping\"}\n").await.unwrap();
+        line.clear();
+        r.read_line(&mut line).await.unwrap();
+        assert!(line.contains("\"ok\":true"), "{line}");
+        // then quiet: told why, and closed
+        let started = tokio::time::Instant::now();
+        line.clear();
+        tokio::time::timeout(IDLE_TIMEOUT * 2, r.read_line(&mut line))
+            .await
+            .expect("the agent to speak up when the idle bound passes")
+            .unwrap();
+        assert!(line.contains("no request in time"), "{line}");
+        assert!(started.elapsed() >= IDLE_TIMEOUT);
+        line.clear();
+        assert_eq!(r.read_line(&mut line).await.unwrap(), 0, "closed");
         agent.stop().await;
     }
 

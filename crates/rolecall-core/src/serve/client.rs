@@ -1,8 +1,13 @@
 //! The agent's typed client: what the CLI (and later the tray app) use to talk to a running
 //! agent. [`AgentClient::connect`] answers `Ok(None)` when no agent is running (no socket or
 //! pipe, or nobody listening), so callers fall back to doing the work in-process.
+//!
+//! Every step is bounded, so that an agent that is stopped (`kill -STOP`) or hung cannot hang
+//! its clients: connecting within [`CONNECT_TIMEOUT`], and each request's answer within a
+//! time that fits the request ([`answer_timeout`]); past it, [`Error::Timeout`] says so.
 
 use std::path::Path;
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 
@@ -26,12 +31,51 @@ pub enum Error {
     /// The agent's answer was not understood.
     #[error("the rolecall agent's answer was not understood ({0}); is it the same version?")]
     Protocol(String),
+    /// The agent did not answer in time.
+    #[error(
+        "the rolecall agent did not {what} within {}s; it may be stopped (kill -STOP) or hung: \
+         check it with `ps`, restart it, or run the command with --no-agent",
+        after.as_secs()
+    )]
+    Timeout {
+        /// What it did not do (`accept the connection`, `answer ping`).
+        what: String,
+        /// How long we waited.
+        after: Duration,
+    },
 }
 
 impl Error {
     /// Whether the agent said it was a usage or configuration error.
     pub fn is_usage(&self) -> bool {
         matches!(self, Error::Remote(e) if e.usage)
+    }
+}
+
+/// How long connecting to the agent may take; a live agent accepts at once.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the agent may take to answer `request`: seconds for what it answers from memory,
+/// more for a status (it reads the credentials file), and minutes for what renews credentials
+/// (STS calls with retries, and waiting for a pass in flight).
+pub fn answer_timeout(request: &Request) -> Duration {
+    match request {
+        Request::Ping | Request::Subscribe => Duration::from_secs(5),
+        Request::Status => Duration::from_secs(30),
+        Request::Refresh { .. } | Request::Mfa { .. } | Request::Use { .. } => {
+            Duration::from_secs(10 * 60)
+        }
+    }
+}
+
+fn op(request: &Request) -> &'static str {
+    match request {
+        Request::Ping => "ping",
+        Request::Status => "status",
+        Request::Refresh { .. } => "refresh",
+        Request::Mfa { .. } => "mfa",
+        Request::Use { .. } => "use",
+        Request::Subscribe => "subscribe",
     }
 }
 
@@ -46,13 +90,20 @@ impl AgentClient {
     /// Connects to the agent whose socket (or pipe name) is in `runtime_dir`; `Ok(None)` when
     /// none runs.
     pub async fn connect(runtime_dir: &Path) -> Result<Option<AgentClient>, Error> {
-        let stream = transport::connect(runtime_dir).await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::PermissionDenied {
-                Error::Untrusted(e.to_string())
-            } else {
-                Error::Io(e)
-            }
-        })?;
+        let connecting = tokio::time::timeout(CONNECT_TIMEOUT, transport::connect(runtime_dir));
+        let stream = connecting
+            .await
+            .map_err(|_| Error::Timeout {
+                what: "accept the connection".into(),
+                after: CONNECT_TIMEOUT,
+            })?
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    Error::Untrusted(e.to_string())
+                } else {
+                    Error::Io(e)
+                }
+            })?;
         Ok(stream.map(|stream| {
             let (r, w) = tokio::io::split(stream);
             AgentClient {
@@ -81,10 +132,18 @@ impl AgentClient {
         Ok(line)
     }
 
-    /// Sends one request and returns its result.
+    /// Sends one request and returns its result; [`Error::Timeout`] when the answer does not
+    /// come within [`answer_timeout`].
     pub async fn call(&mut self, request: Request) -> Result<serde_json::Value, Error> {
-        self.send(request).await?;
-        let line = self.read().await?;
+        let after = answer_timeout(&request);
+        let what = format!("answer {}", op(&request));
+        let exchange = async {
+            self.send(request).await?;
+            self.read().await
+        };
+        let line = tokio::time::timeout(after, exchange)
+            .await
+            .map_err(|_| Error::Timeout { what, after })??;
         let r: Response =
             serde_json::from_str(line.trim_end()).map_err(|e| Error::Protocol(e.to_string()))?;
         if r.ok {
@@ -173,5 +232,32 @@ impl AgentClient {
         serde_json::from_str(line.trim_end())
             .map(Some)
             .map_err(|e| Error::Protocol(e.to_string()))
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::DirBuilderExt;
+
+    use super::*;
+
+    /// An agent stopped with SIGSTOP: the kernel still accepts connections into the listen
+    /// backlog, and nothing ever answers. Paused time: the timeout passes without waiting.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_agent_is_a_timeout_not_a_hang() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
+        let _listener =
+            tokio::net::UnixListener::bind(dir.join(super::super::agent::SOCKET_NAME)).unwrap();
+        let mut client = AgentClient::connect(&dir)
+            .await
+            .unwrap()
+            .expect("a listener");
+        let err = client.ping().await.unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("did not answer ping within 5s"), "{msg}");
+        assert!(msg.contains("--no-agent"), "{msg}");
     }
 }

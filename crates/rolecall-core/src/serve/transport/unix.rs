@@ -45,6 +45,7 @@ impl Listener {
         check_dir(dir, uid)?;
         let (mut lock, lock_path) = super::open_lock(dir)?;
         let socket = dir.join(SOCKET_NAME);
+        check_length(&socket)?;
         super::take_lock(&mut lock, &lock_path, &socket)?;
         // we hold the lock: any socket file there is a dead agent's
         match std::fs::remove_file(&socket) {
@@ -85,6 +86,28 @@ impl Drop for Listener {
         // still holding the lock, so the file is ours to remove
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// The longest socket path, in bytes: `sun_path` (108 bytes on Linux, 104 on the BSDs and
+/// macOS) less its terminating NUL.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const MAX_SOCKET_PATH: usize = 107;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const MAX_SOCKET_PATH: usize = 103;
+
+/// A socket path that does not fit is refused with its length and the remedy (the OS's own
+/// error says only "invalid argument").
+fn check_length(socket: &Path) -> Result<(), Error> {
+    use std::os::unix::ffi::OsStrExt;
+    let len = socket.as_os_str().as_bytes().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(Error::SocketPathTooLong {
+            path: socket.to_path_buf(),
+            len,
+            max: MAX_SOCKET_PATH,
+        });
+    }
+    Ok(())
 }
 
 /// The runtime directory must be a directory (not a link), ours, and private.
@@ -171,5 +194,22 @@ mod tests {
         drop(listener);
         let err = Listener::bind(&dir).unwrap_err();
         assert!(matches!(err, Error::UnsafeDir { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_socket_path_too_long_for_the_os_is_refused_with_the_remedy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().as_os_str().len();
+        // one byte over: <tmp>/<x…>/agent.sock
+        let name = "x".repeat(MAX_SOCKET_PATH + 1 - base - 2 - SOCKET_NAME.len());
+        let dir = tmp.path().join(name);
+        let err = Listener::bind(&dir).unwrap_err();
+        assert!(matches!(err, Error::SocketPathTooLong { .. }), "{err}");
+        assert!(err.to_string().contains("XDG_RUNTIME_DIR"), "{err}");
+        // one byte shorter fits
+        let dir = tmp
+            .path()
+            .join("x".repeat(MAX_SOCKET_PATH - base - 2 - SOCKET_NAME.len()));
+        assert!(Listener::bind(&dir).is_ok());
     }
 }
