@@ -5,9 +5,15 @@
 //! endpoint from `AWS_ENDPOINT_URL_IAM` / `AWS_ENDPOINT_URL`, which is how tests reach moto) and
 //! are signed with the key given. This module knows nothing of files or the keychain, and is
 //! never called while refreshing.
+//!
+//! The IAM SDK is behind the default cargo feature `iam`; a build without it keeps this
+//! module's errors and parsing, and `--detect-mfa` says to give the device by hand.
 
+#[cfg(feature = "iam")]
 use aws_sdk_iam::config::Region;
+#[cfg(feature = "iam")]
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+#[cfg(feature = "iam")]
 use secrecy::ExposeSecret;
 
 use crate::credentials::Credentials;
@@ -55,6 +61,12 @@ pub enum Error {
         /// Their serial numbers (ARNs of virtual devices).
         serials: Vec<String>,
     },
+    /// This build has no IAM client (built without the cargo feature `iam`).
+    #[error(
+        "this rolecall was built without IAM support (cargo feature \"iam\"), so it cannot \
+         detect MFA devices; give the device with --mfa-serial ARN instead"
+    )]
+    NotBuiltIn,
     /// IAM could not be reached or answered with an error.
     #[error(
         "IAM ListMFADevices failed: {detail}; check your network (and AWS_ENDPOINT_URL_IAM, if you set it)"
@@ -103,6 +115,7 @@ pub fn user_name(arn: &str) -> Result<Option<String>, Error> {
 
 /// The serial numbers of the MFA devices of `user` (the caller's own with `None`), signed with
 /// `key`.
+#[cfg(feature = "iam")]
 pub async fn mfa_devices(
     sts: &Sts,
     key: &Credentials,
@@ -148,6 +161,18 @@ pub async fn mfa_devices(
     Ok(serials)
 }
 
+/// Without the `iam` feature: always [`Error::NotBuiltIn`].
+#[cfg(not(feature = "iam"))]
+pub async fn mfa_devices(
+    _sts: &Sts,
+    _key: &Credentials,
+    _region: Option<&str>,
+    _user: Option<&str>,
+) -> Result<Vec<String>, Error> {
+    Err(Error::NotBuiltIn)
+}
+
+#[cfg(feature = "iam")]
 fn classify<E>(
     err: &SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
 ) -> Error
@@ -202,6 +227,15 @@ mod tests {
         assert_eq!(user_name("arn:aws:iam::123456789012:root").unwrap(), None);
         let e = user_name("arn:aws:sts::123456789012:assumed-role/Admin/x").unwrap_err();
         assert!(e.to_string().contains("--mfa-serial"), "{e}");
+    }
+
+    #[test]
+    fn a_build_without_iam_says_to_give_the_device_by_hand() {
+        let s = Error::NotBuiltIn.to_string();
+        assert!(
+            s.contains("--mfa-serial ARN") && s.contains("\"iam\""),
+            "{s}"
+        );
     }
 
     #[test]

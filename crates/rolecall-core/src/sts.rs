@@ -303,6 +303,7 @@ impl Sts {
 
     /// The shared SDK configuration (endpoint overrides, retries, timeouts), for other AWS
     /// clients made the same way (IAM in `keys add --detect-mfa`).
+    #[cfg(feature = "iam")]
     pub(crate) fn sdk_config(&self) -> &aws_config::SdkConfig {
         &self.sdk
     }
