@@ -10,10 +10,25 @@ use std::path::PathBuf;
 pub enum Error {
     /// The edit names a section that exists but was not written by rolecall.
     #[error(
-        "section [{name}] in {path} was not written by rolecall; rename it, or pass --adopt to \
-         let rolecall manage it"
+        "section [{name}] in {path} was not written by rolecall; rename it, or {advice}",
+        advice = hand_back(name)
     )]
     NotOwned {
+        /// The section name.
+        name: String,
+        /// The credentials file.
+        path: PathBuf,
+    },
+    /// The section carries rolecall's marker, but its content is no longer what rolecall wrote
+    /// (its fingerprint does not match): someone edited it, by hand or with `aws configure set`,
+    /// so it is the user's now and is neither overwritten nor removed.
+    #[error(
+        "section [{name}] in {path} was changed since rolecall wrote it (by hand or by aws \
+         configure), so rolecall leaves it alone; to keep it as yours, delete its line \
+         x_rolecall_managed; to hand it back, {advice}",
+        advice = hand_back(name)
+    )]
+    Changed {
         /// The section name.
         name: String,
         /// The credentials file.
@@ -93,6 +108,56 @@ pub enum Error {
         /// The credentials file.
         path: PathBuf,
     },
+    /// Another program kept rewriting the file in place (the AWS CLI empties it, then writes
+    /// it), so rolecall never got a read it could trust and wrote nothing.
+    #[error(
+        "credentials file {path} kept changing while rolecall tried to update it (another \
+         program is writing it); the file was not changed; retry when that program is done"
+    )]
+    Busy {
+        /// The credentials file.
+        path: PathBuf,
+    },
+    /// The file has more than one hard link. Rolecall replaces the file to update it (temp file
+    /// and rename, so no reader ever sees a partial file), which would leave the other names
+    /// with the old content.
+    #[error(
+        "credentials file {path} has {links} hard links, and rolecall updates it by replacing \
+         it, which would leave the other links with the old content; make the other names \
+         symlinks to it (ln -sf), then retry"
+    )]
+    HardLinked {
+        /// The credentials file.
+        path: PathBuf,
+        /// How many names the file has.
+        links: u64,
+    },
+    /// The file is a mount point (a bind-mounted file, as with `docker -v …/credentials:…`),
+    /// which a rename cannot replace.
+    #[error(
+        "credentials file {path} is a mount point (a bind-mounted file, as with docker -v \
+         ~/.aws/credentials:...), which rolecall cannot replace; mount its directory instead \
+         (docker -v ~/.aws:/root/.aws), then retry; the file was not changed"
+    )]
+    MountPoint {
+        /// The credentials file.
+        path: PathBuf,
+    },
+    /// The file belongs to another user, and rolecall (not running as root) cannot give the new
+    /// version that owner.
+    #[error(
+        "credentials file {path} belongs to user id {uid}, and rolecall cannot keep that owner; \
+         run rolecall as that user, then retry; the file was not changed"
+    )]
+    ForeignOwner {
+        /// The credentials file.
+        path: PathBuf,
+        /// The file's owner.
+        uid: u32,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
     /// A file-system operation failed.
     #[error("could not {op} {path}; {advice}", advice = .op.advice())]
     Io {
@@ -104,6 +169,16 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+/// How to let rolecall take over the section `name`, naming only flags that exist: only `use`
+/// (which writes `[default]`) has `--adopt`; any other section is handed back by deleting it.
+fn hand_back(name: &str) -> String {
+    if name == "default" {
+        "run \"rolecall use PROFILE --adopt\" to let rolecall manage it".to_owned()
+    } else {
+        format!("delete it and run \"rolecall refresh {name}\" to let rolecall manage it")
+    }
 }
 
 /// The file-system operation behind an [`Error::Io`].
@@ -158,7 +233,7 @@ impl fmt::Display for IoOp {
     }
 }
 
-/// Why [`static_key`] found no long-lived key.
+/// Why [`static_key`](super::static_key) found no long-lived key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StaticKeyProblem {

@@ -10,6 +10,11 @@
 //! file and a rename, so a concurrent rolecall never loses an update and nobody ever sees a
 //! partial file. This module never logs or returns a secret in an error.
 //!
+//! Inside: `error` (the error type), `scan` (section spans and fingerprints; never changes
+//! text), `splice` (managed blocks and batches of edits; pure), `file` (the locked atomic
+//! write: races with tools that rewrite the file in place, ownership under root, hard links
+//! and bind mounts).
+//!
 //! # Format of a managed section
 //!
 //! ```ini
@@ -20,10 +25,15 @@
 //! aws_secret_access_key = ...
 //! aws_session_token = ...
 //! region = eu-west-1
+//! x_rolecall_fingerprint = 0acb327e9145e6f8
 //! ```
 //!
 //! Ownership is the key `x_rolecall_managed`: a key and not a comment, because
 //! `aws configure set` keeps unknown keys but drops comments, and botocore ignores unknown keys.
+//! `x_rolecall_fingerprint` (see `scan::fingerprint`) tells whether the section is still what
+//! rolecall wrote; a marked section that someone changed since is the user's, and is never
+//! overwritten or removed ([`Error::Changed`]). A marked section without one, written by an
+//! older rolecall, is rolecall's.
 //! `x_rolecall_expiration` (RFC 3339, seconds, UTC), `aws_session_token` and `region` are left
 //! out when there is nothing to say. New text uses the file's line ending (CRLF if its first line
 //! ends in CRLF, else LF).
@@ -72,6 +82,10 @@ pub use splice::splice;
 pub const MANAGED_KEY: &str = "x_rolecall_managed";
 /// The key that holds when a managed section's credentials expire (RFC 3339, seconds, UTC).
 pub const EXPIRATION_KEY: &str = "x_rolecall_expiration";
+/// The key that holds a fingerprint of what rolecall wrote into a managed section (see
+/// `scan::fingerprint`): a section whose key lines no longer match it was changed by someone
+/// else and is the user's now.
+pub const FINGERPRINT_KEY: &str = "x_rolecall_fingerprint";
 
 const ACCESS_KEY_ID: &str = "aws_access_key_id";
 const SECRET_ACCESS_KEY: &str = "aws_secret_access_key";
@@ -157,8 +171,12 @@ impl Inventory {
 pub struct SectionInfo {
     /// The section name.
     pub name: String,
-    /// Whether rolecall wrote it (it has the key [`MANAGED_KEY`]).
+    /// Whether rolecall wrote it and owns it: it has the key [`MANAGED_KEY`], and its
+    /// [`FINGERPRINT_KEY`] matches (or it has none, written by an older rolecall).
     pub managed: bool,
+    /// Whether it has the key [`MANAGED_KEY`] but was changed since rolecall wrote it (its
+    /// fingerprint does not match): the user's now, never overwritten or removed.
+    pub changed: bool,
     /// When its credentials expire, from [`EXPIRATION_KEY`]; `None` when absent or unreadable.
     pub expiration: Option<SystemTime>,
     /// Its `aws_access_key_id`, if any. Show it with [`KeyId`].
@@ -170,6 +188,7 @@ impl fmt::Debug for SectionInfo {
         f.debug_struct("SectionInfo")
             .field("name", &self.name)
             .field("managed", &self.managed)
+            .field("changed", &self.changed)
             .field("expiration", &self.expiration.map(Rfc3339))
             .field("access_key_id", &self.access_key_id.as_deref().map(KeyId))
             .finish()
@@ -194,9 +213,6 @@ fn is_rfc3339_range(time: SystemTime) -> bool {
         .is_ok_and(|d| d.as_secs() < RFC3339_LIMIT_SECS)
 }
 
-// ---------------------------------------------------------------------------------------------
-// Scanning
-
 /// Lists the sections of a credentials file: names, whether rolecall wrote them, expiry and
 /// access key id.
 pub fn inspect(text: &str) -> Inventory {
@@ -209,6 +225,7 @@ pub fn inspect(text: &str) -> Inventory {
             SectionInfo {
                 name: span.name.to_owned(),
                 managed: span.managed,
+                changed: span.changed,
                 expiration: f
                     .expiration
                     .and_then(|v| humantime::parse_rfc3339_weak(v).ok()),

@@ -1,11 +1,17 @@
 //! Scanning: finds section spans and the values rolecall reads, following configparser's
 //! rules as botocore uses them. Never changes text.
 
+use std::fmt::Write as _;
+
+use sha2::{Digest, Sha256};
+
 use super::{
-    ACCESS_KEY_ID, BOM, EXPIRATION_KEY, MANAGED_KEY, REGION, SECRET_ACCESS_KEY, SECURITY_TOKEN,
-    SESSION_TOKEN,
+    ACCESS_KEY_ID, BOM, EXPIRATION_KEY, FINGERPRINT_KEY, MANAGED_KEY, REGION, SECRET_ACCESS_KEY,
+    SECURITY_TOKEN, SESSION_TOKEN,
 };
 
+/// One line: its byte range including the line ending, and its content without it.
+#[derive(Clone, Copy)]
 pub(super) struct Line<'a> {
     pub(super) start: usize,
     pub(super) end: usize,
@@ -64,7 +70,11 @@ pub(super) struct Span<'a> {
     pub(super) body: usize,
     /// End of the last key line (or of the header line when there is none).
     pub(super) end: usize,
+    /// It carries [`MANAGED_KEY`] and is still what rolecall wrote: its fingerprint matches,
+    /// or it has none (written before fingerprints existed).
     pub(super) managed: bool,
+    /// It carries [`MANAGED_KEY`] but its fingerprint no longer matches: the user's now.
+    pub(super) changed: bool,
 }
 
 /// The scanned file: where its sections are, and what new text must look like.
@@ -123,6 +133,7 @@ impl<'a> Doc<'a> {
                         body: line.end,
                         end: line.end,
                         managed: false,
+                        changed: false,
                     });
                 }
                 Kind::Key => {
@@ -133,7 +144,18 @@ impl<'a> Doc<'a> {
             }
         }
         for span in &mut sections {
-            span.managed = options(text, span).any(|(k, _)| k.eq_ignore_ascii_case(MANAGED_KEY));
+            let mut marked = false;
+            let mut stored = None;
+            for (key, value) in options(text, span) {
+                if key.eq_ignore_ascii_case(MANAGED_KEY) {
+                    marked = true;
+                } else if key.eq_ignore_ascii_case(FINGERPRINT_KEY) {
+                    stored = Some(value);
+                }
+            }
+            span.changed =
+                marked && stored.is_some_and(|s| s != fingerprint(text, span.body, span.end));
+            span.managed = marked && !span.changed;
         }
         Doc {
             text,
@@ -190,6 +212,76 @@ pub(super) fn options<'a>(
     })
 }
 
+/// Domain separation: these bytes start every fingerprint's hash input, so the value can never
+/// be mistaken for (or reused as) a hash of the same bytes made for another purpose.
+const FINGERPRINT_DOMAIN: &[u8] = b"rolecall credentials-file section fingerprint v1\n";
+/// Bytes of SHA-256 kept: 8 bytes, written as 16 hex digits.
+const FINGERPRINT_BYTES: usize = 8;
+
+/// The fingerprint of a section's key lines between `body` (the start of the line after the
+/// header) and `end`: SHA-256 over the domain tag and each key line in order, as
+/// `lower-case key = trimmed value`, a continuation line as its trimmed text, the
+/// [`FINGERPRINT_KEY`] line itself and [`EXPIRATION_KEY`] left out; truncated to 64 bits, as
+/// hex.
+///
+/// It tells whether the section is still what rolecall wrote, so it sees every change a reader
+/// would see (a key, a value, a continuation line, an added or removed key) and ignores what
+/// no reader sees (spacing around `=`, the key's case, comments, blank lines, line endings).
+/// The expiration is rolecall's own bookkeeping, not credentials: editing it (to make a
+/// profile due, say) hands nothing of the user's to rolecall, so it does not count.
+/// It guards against accidents, not attackers: whoever can write the file can also write a
+/// matching fingerprint.
+///
+/// Why it reveals nothing about the secret: while the section is unchanged the secret is in
+/// plain text on the lines beside it. Once the user has changed the section, the fingerprint
+/// is of rolecall's old temporary credentials, never of what the user wrote. And it cannot
+/// help guess even those: the hash input holds a secret access key of 40 random base64
+/// characters (240 bits) and, for temporary credentials, a session token of hundreds more,
+/// while only 64 bits are kept, so some 2^176 secret keys share each fingerprint: even
+/// unlimited computing cannot tell which one it was, and a guess it "confirms" is wrong but
+/// for a 2^-176 chance. 64 bits still leave an accidental edit a 2^-64 chance of going unseen.
+pub(super) fn fingerprint(text: &str, body: usize, end: usize) -> String {
+    let mut hash = Sha256::new();
+    hash.update(FINGERPRINT_DOMAIN);
+    let mut key_indent: Option<usize> = None;
+    for line in lines_from(&text[..end], body) {
+        if !matches!(classify(line.content), Kind::Key) {
+            continue;
+        }
+        let indent = indent_of(line.content);
+        let content = line.content.trim();
+        if key_indent.is_some_and(|k| indent > k) {
+            hash.update(b"\t");
+            hash.update(content.as_bytes());
+            hash.update(b"\n");
+            continue;
+        }
+        key_indent = Some(indent);
+        match content.find(['=', ':']) {
+            Some(split) => {
+                let key = content[..split].trim();
+                if key.eq_ignore_ascii_case(FINGERPRINT_KEY)
+                    || key.eq_ignore_ascii_case(EXPIRATION_KEY)
+                {
+                    continue;
+                }
+                hash.update(key.to_ascii_lowercase().as_bytes());
+                hash.update(b"=");
+                hash.update(content[split + 1..].trim().as_bytes());
+            }
+            None => hash.update(content.as_bytes()),
+        }
+        hash.update(b"\n");
+    }
+    let digest = hash.finalize();
+    let mut hex = String::with_capacity(2 * FINGERPRINT_BYTES);
+    for byte in &digest[..FINGERPRINT_BYTES] {
+        // Writing into a String cannot fail.
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
+}
+
 /// The values rolecall cares about in one section. Keys match case-insensitively, as both
 /// botocore (configparser lower-cases option names) and the Rust SDK do; the last one wins.
 #[derive(Default)]
@@ -226,6 +318,3 @@ pub(super) fn fields<'a>(text: &'a str, span: &Span<'_>) -> Fields<'a> {
     }
     f
 }
-
-// ---------------------------------------------------------------------------------------------
-// Writing managed blocks

@@ -5,13 +5,15 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::scan::Doc;
+use super::scan::{Doc, fingerprint};
 use super::{
     ACCESS_KEY_ID, BLOCK_CAPACITY, BOM, CONFIGPARSER_DEFAULT_SECTION, EXPIRATION_KEY, Edit, Error,
-    MANAGED_KEY, REGION, SECRET_ACCESS_KEY, SESSION_TOKEN, Section, is_rfc3339_range,
+    FINGERPRINT_KEY, MANAGED_KEY, REGION, SECRET_ACCESS_KEY, SESSION_TOKEN, Section,
+    is_rfc3339_range,
 };
 use crate::credentials::ExposeSecret;
 
+/// A value can be written when it reads back identical: not empty, no whitespace (values are
 /// trimmed, and the Rust SDK cuts ` #…` as a comment) and no control characters (a line break
 /// would start a new key or section). No AWS key, token or region has any of those.
 fn is_writable_value(value: &str) -> bool {
@@ -60,9 +62,12 @@ impl Section {
     /// `final_eol` is false (replacing a span that ended the file without a newline).
     fn write_block(&self, out: &mut String, eol: &str, final_eol: bool) {
         let c = &self.credentials;
+        let start = out.len();
         // Writing into a String cannot fail, and `validate` checked the expiration is in the
         // range humantime formats.
-        let _ = write!(out, "[{}]{eol}{MANAGED_KEY} = true", self.name);
+        let _ = write!(out, "[{}]{eol}", self.name);
+        let body = out.len();
+        let _ = write!(out, "{MANAGED_KEY} = true");
         if let Some(exp) = c.expiration {
             let _ = write!(
                 out,
@@ -82,14 +87,16 @@ impl Section {
         if let Some(region) = &self.region {
             let _ = write!(out, "{eol}{REGION} = {region}");
         }
+        // Last, so it covers every line above; the scanner reads it back the same way.
+        let fingerprint = fingerprint(&out[start..], body - start, out.len() - start);
+        let _ = write!(out, "{eol}{FINGERPRINT_KEY} = {fingerprint}");
         if final_eol {
             out.push_str(eol);
         }
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-
+/// What happens to one name over a batch of edits.
 #[derive(Default)]
 struct Plan<'e> {
     /// Index of the section of that name in the original text.
@@ -171,9 +178,16 @@ fn splice_batch(text: &str, edits: &[Edit], path: &Path) -> Result<String, Error
                 path: path.to_owned(),
             });
         }
-        let not_owned = || Error::NotOwned {
-            name: name.to_owned(),
-            path: path.to_owned(),
+        // A section with rolecall's marker that someone changed gets its own message.
+        let not_owned = || match plan.original.map(|i| doc.sections[i].changed) {
+            Some(true) => Error::Changed {
+                name: name.to_owned(),
+                path: path.to_owned(),
+            },
+            _ => Error::NotOwned {
+                name: name.to_owned(),
+                path: path.to_owned(),
+            },
         };
         // The original section still stands (possibly already rewritten by this batch).
         let original_present = plan.original.is_some() && !matches!(plan.fate, Fate::Remove);

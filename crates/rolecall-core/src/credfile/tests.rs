@@ -88,9 +88,7 @@ fn upsert_of_new_name_goes_on_top_and_keeps_user_bytes(
 #[case::last_section("[default]\n\n<dev:A>", "[default]\n\n<dev:B>")]
 #[case::last_section_without_final_newline(
     "[default]\n\n[dev]\nx_rolecall_managed = true\naws_access_key_id = OLD",
-    "[default]\n\n[dev]\nx_rolecall_managed = true\nx_rolecall_expiration = \
-     2026-11-22T03:06:26Z\naws_access_key_id = ASIABEXAMPLE\naws_secret_access_key = \
-     secret/B+KEY\naws_session_token = tokenB//==="
+    "[default]\n\n<dev:B:nofinal>"
 )]
 #[case::comments_and_blanks_inside_span_are_ours(
     "[dev]\nx_rolecall_managed=true\n# inside\n\naws_access_key_id=OLD\n\n# after\n[x]\n",
@@ -141,8 +139,8 @@ fn edits_of_user_sections_are_refused(#[case] input: &str, #[case] edit: Edit) {
     assert_eq!(
         err.to_string(),
         format!(
-            "section [dev] in {PATH} was not written by rolecall; rename it, or pass --adopt \
-             to let rolecall manage it"
+            "section [dev] in {PATH} was not written by rolecall; rename it, or delete it and \
+             run \"rolecall refresh dev\" to let rolecall manage it"
         )
     );
 }
@@ -368,8 +366,16 @@ fn region_and_no_expiry_and_no_token_are_written_as_documented() {
     );
     assert_eq!(
         out,
-        "[ci]\nx_rolecall_managed = true\naws_access_key_id = AKIAEXAMPLE\n\
-         aws_secret_access_key = s3cr3t\nregion = eu-west-1\n\n"
+        format!(
+            "[ci]\nx_rolecall_managed = true\naws_access_key_id = AKIAEXAMPLE\n\
+         aws_secret_access_key = s3cr3t\nregion = eu-west-1\nx_rolecall_fingerprint = {}\n\n",
+            fingerprint_of(&[
+                ("x_rolecall_managed", "true"),
+                ("aws_access_key_id", "AKIAEXAMPLE"),
+                ("aws_secret_access_key", "s3cr3t"),
+                ("region", "eu-west-1"),
+            ])
+        )
     );
     let (c, region) = managed_credentials(&out, "ci").unwrap();
     assert_eq!(c.access_key_id, "AKIAEXAMPLE");
@@ -495,6 +501,25 @@ fn error_messages_are_lower_case_and_never_end_with_a_period() {
         Error::Duplicate {
             name: "dev".into(),
             path: PathBuf::from(PATH),
+        },
+        Error::Changed {
+            name: "dev".into(),
+            path: PathBuf::from(PATH),
+        },
+        Error::Busy {
+            path: PathBuf::from(PATH),
+        },
+        Error::HardLinked {
+            path: PathBuf::from(PATH),
+            links: 2,
+        },
+        Error::MountPoint {
+            path: PathBuf::from(PATH),
+        },
+        Error::ForeignOwner {
+            path: PathBuf::from(PATH),
+            uid: 4242,
+            source: io::Error::from(io::ErrorKind::PermissionDenied),
         },
     ];
     for err in errors {
@@ -843,6 +868,21 @@ fn managed_profile(tag: u8, region: bool) -> BTreeMap<String, String> {
     if region {
         p.insert("region".into(), format!("eu-west-{tag}"));
     }
+    // written in this order, so hashed in it
+    let order = [
+        "x_rolecall_managed",
+        "x_rolecall_expiration",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "region",
+    ];
+    let pairs: Vec<(&str, &str)> = order
+        .iter()
+        .filter_map(|k| p.get(*k).map(|v| (*k, v.as_str())))
+        .collect();
+    let fingerprint = fingerprint_of(&pairs);
+    p.insert("x_rolecall_fingerprint".into(), fingerprint);
     p
 }
 
@@ -965,4 +1005,104 @@ proptest! {
         let err = splice(&user.text, &[edit], path());
         prop_assert!(matches!(err, Err(Error::NotOwned { .. })), "{:?}", err);
     }
+}
+
+// -----------------------------------------------------------------------------------------
+// Sections changed since rolecall wrote them (issue 13, item 1).
+
+/// `<dev:A>` with one line changed as `aws configure set` or an editor would.
+#[rstest]
+#[case::secret_replaced("aws_secret_access_key = secret/A+KEY", "aws_secret_access_key = mine")]
+#[case::key_id_replaced("aws_access_key_id = ASIAAEXAMPLE", "aws_access_key_id = AKIAUSERKEY")]
+#[case::token_deleted("aws_session_token = tokenA//===\n", "")]
+#[case::key_added(
+    "aws_session_token = tokenA//===\n",
+    "aws_session_token = tokenA//===\noutput = json\n"
+)]
+#[case::continuation_added(
+    "aws_session_token = tokenA//===\n",
+    "aws_session_token = tokenA//===\n  more\n"
+)]
+#[case::fingerprint_edited("x_rolecall_fingerprint = ", "x_rolecall_fingerprint = 0")]
+fn issue_13_a_changed_managed_section_is_the_users_and_never_overwritten_or_removed(
+    #[case] from: &str,
+    #[case] to: &str,
+) {
+    let original = expand("<dev:A>\n[default]\n");
+    assert!(original.contains(from), "{original}");
+    let changed = original.replacen(from, to, 1);
+    for edit in [upsert("dev", "B"), remove("dev")] {
+        let err = splice(&changed, &[edit], path()).unwrap_err();
+        assert!(
+            matches!(&err, Error::Changed { name, .. } if name == "dev"),
+            "{err:?}"
+        );
+    }
+    let info = inspect(&changed);
+    let dev = info.get("dev").unwrap();
+    assert!(!dev.managed && dev.changed, "{dev:?}");
+    assert_eq!(info.managed().count(), 0);
+    assert!(managed_credentials(&changed, "dev").is_none());
+    // handing it back: adopt (and scrub) still take it
+    assert_eq!(
+        apply(&changed, &[adopt("dev", "B")]),
+        expand("<dev:B>\n[default]\n")
+    );
+    assert_eq!(apply(&changed, &[scrub("dev")]), "[default]\n");
+    // and the untouched text is still rolecall's
+    assert!(inspect(&original).get("dev").unwrap().managed);
+}
+
+#[rstest]
+#[case::spacing("aws_access_key_id = ASIAAEXAMPLE", "aws_access_key_id=ASIAAEXAMPLE")]
+#[case::key_case("aws_access_key_id = ", "AWS_Access_Key_ID = ")]
+#[case::comment_added("aws_session_token = ", "# a note\naws_session_token = ")]
+#[case::crlf("\n", "\r\n")]
+#[case::expiration_edited("2026-11-22T03:06:26Z", "2020-01-01T00:00:00Z")]
+fn issue_13_changes_no_reader_sees_keep_a_section_rolecalls(#[case] from: &str, #[case] to: &str) {
+    let text = expand("<dev:A>").replace(from, to);
+    let dev = inspect(&text).get("dev").cloned().unwrap();
+    assert!(dev.managed && !dev.changed, "{text:?}");
+    assert!(splice(&text, &[upsert("dev", "B")], path()).is_ok());
+}
+
+#[test]
+fn issue_13_a_section_from_before_fingerprints_stays_rolecalls() {
+    let old = "[dev]\nx_rolecall_managed = true\naws_access_key_id = ASIAOLD\n\
+               aws_secret_access_key = old\n\n[default]\n";
+    assert!(inspect(old).get("dev").unwrap().managed);
+    assert!(managed_credentials(old, "dev").is_some());
+    assert_eq!(
+        apply(old, &[upsert("dev", "A")]),
+        expand("<dev:A>\n[default]\n")
+    );
+    assert_eq!(apply(old, &[remove("dev")]), "[default]\n");
+}
+
+#[test]
+fn issue_13_changed_message_says_what_happened_and_how_to_hand_it_back() {
+    let text = expand("<default:A><dev:A>").replace("secret/A+KEY", "mine");
+    let msg = |name: &str| {
+        splice(&text, &[remove(name)], path())
+            .unwrap_err()
+            .to_string()
+    };
+    let default = msg("default");
+    assert!(
+        default.starts_with(&format!(
+            "section [default] in {PATH} was changed since rolecall wrote it"
+        )),
+        "{default}"
+    );
+    assert!(
+        default.contains("\"rolecall use PROFILE --adopt\""),
+        "{default}"
+    );
+    assert!(!default.contains("mine"), "{default}");
+    let dev = msg("dev");
+    assert!(
+        dev.contains("delete it and run \"rolecall refresh dev\""),
+        "{dev}"
+    );
+    assert!(!dev.contains("--adopt"), "{dev}");
 }

@@ -54,16 +54,41 @@ pub(crate) fn remove(name: &str) -> Edit {
     }
 }
 
+/// The fingerprint of a managed block whose key lines are `pairs`, computed here independently
+/// of the code: SHA-256 of the domain tag and `key=value\n` per line but the expiration, first
+/// 8 bytes as hex.
+pub(crate) fn fingerprint_of(pairs: &[(&str, &str)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut input = String::from("rolecall credentials-file section fingerprint v1\n");
+    // the expiration is left out of the hash
+    for (key, value) in pairs.iter().filter(|(k, _)| *k != "x_rolecall_expiration") {
+        input.push_str(&format!("{key}={value}\n"));
+    }
+    let digest = Sha256::digest(input.as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The managed block `upsert(name, tag)` writes, spelled out independently of the code.
 pub(crate) fn block(name: &str, tag: &str, eol: &str) -> String {
+    let id = format!("ASIA{tag}EXAMPLE");
+    let secret = format!("secret/{tag}+KEY");
+    let token = format!("token{tag}//===");
+    let fp = fingerprint_of(&[
+        ("x_rolecall_managed", "true"),
+        ("x_rolecall_expiration", EXP_TEXT),
+        ("aws_access_key_id", &id),
+        ("aws_secret_access_key", &secret),
+        ("aws_session_token", &token),
+    ]);
     format!(
         "[{name}]{eol}x_rolecall_managed = true{eol}x_rolecall_expiration = {EXP_TEXT}{eol}\
-         aws_access_key_id = ASIA{tag}EXAMPLE{eol}aws_secret_access_key = secret/{tag}+KEY{eol}\
-         aws_session_token = token{tag}//==={eol}"
+         aws_access_key_id = {id}{eol}aws_secret_access_key = {secret}{eol}\
+         aws_session_token = {token}{eol}x_rolecall_fingerprint = {fp}{eol}"
     )
 }
 
-/// Expands `<dev:A>` to `block("dev", "A", "\n")` and `<dev:A:crlf>` to its CRLF form.
+/// Expands `<dev:A>` to `block("dev", "A", "\n")`, `<dev:A:crlf>` to its CRLF form and
+/// `<dev:A:nofinal>` to it without its final line ending.
 pub(crate) fn expand(template: &str) -> String {
     let mut out = String::new();
     let mut rest = template;
@@ -76,7 +101,12 @@ pub(crate) fn expand(template: &str) -> String {
         } else {
             "\n"
         };
-        out.push_str(&block(parts[0], parts[1], eol));
+        let text = block(parts[0], parts[1], eol);
+        match parts.get(2) {
+            // the block as it replaces a span that ended the file without a newline
+            Some(&"nofinal") => out.push_str(text.strip_suffix(eol).unwrap_or(&text)),
+            _ => out.push_str(&text),
+        }
         rest = &rest[close + 1..];
     }
     out.push_str(rest);
