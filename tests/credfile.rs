@@ -397,3 +397,120 @@ fn unreadable_credentials_file_is_a_clear_error_and_is_left_alone() {
         b"[x]\nregion = \xff\xfe broken utf8\n"
     );
 }
+
+/// Issue 13, item 1: after `rolecall use`, the user puts their own long-lived key into
+/// `[default]` with the real AWS CLI (which keeps rolecall's marker). Renewal, `clear` and
+/// `use --none` leave it alone and say why; `use --adopt` hands it back.
+#[test]
+fn issue_13_a_section_changed_by_aws_configure_is_never_overwritten_or_removed() {
+    const USER_KEY: &str = "AKIAUSERKEYEXAMPLE42";
+    const USER_SECRET: &str = "userSecret/K7MDENGbPxRfiCYEXAMPLEKEY42";
+    let world = World::start();
+    world.setup(crate::support::CONFIG);
+    world
+        .rc(&["use", "dev-admin", "--mfa-code", "123456"])
+        .run()
+        .success();
+    for (key, value) in [
+        ("aws_access_key_id", USER_KEY),
+        ("aws_secret_access_key", USER_SECRET),
+    ] {
+        world
+            .rolecall
+            .aws(&["configure", "set", key, value])
+            .run()
+            .success();
+    }
+    let edited = world.credentials();
+    let default_section = |text: &str| -> String {
+        let start = text
+            .find("[default]")
+            .unwrap_or_else(|| panic!("no [default]:\n{text}"));
+        let rest = &text[start + 1..];
+        let end = rest.find("\n[").map_or(text.len(), |i| start + 1 + i);
+        text[start..end].trim_end().to_string()
+    };
+    let user_default = default_section(&edited);
+    assert_contains!(user_default, USER_KEY);
+    assert_contains!(user_default, "x_rolecall_managed");
+
+    // renewal: [default] fails alone, the other profiles are written
+    let out = world
+        .rc(&["refresh", "--force", "--mfa-code", "123456"])
+        .run()
+        .code_is(1);
+    assert_contains!(out.stderr, "[default]");
+    assert_contains!(out.stderr, "changed since rolecall wrote it");
+    assert_contains!(out.stderr, "rolecall use PROFILE --adopt");
+    let text = world.credentials();
+    assert_eq!(default_section(&text), user_default, "renewal overwrote it");
+    for profile in ["dev-admin", "audit", "session"] {
+        assert_contains!(text, format!("[{profile}]\n"));
+    }
+
+    // clear and use --none refuse it too
+    let out = world.rc(&["clear"]).run().code_is(1);
+    assert_contains!(out.stderr, "changed since rolecall wrote it");
+    assert_eq!(default_section(&world.credentials()), user_default);
+    assert!(
+        !world.credentials().contains("[dev-admin]"),
+        "clear removed the others"
+    );
+    let out = world.rc(&["use", "--none"]).run().code_is(1);
+    assert_contains!(out.stderr, "changed since rolecall wrote it");
+    assert_eq!(default_section(&world.credentials()), user_default);
+
+    // handing it back
+    world
+        .rc(&["use", "dev-admin", "--adopt", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let text = world.credentials();
+    assert!(!text.contains(USER_KEY), "{text}");
+    assert_contains!(default_section(&text), "x_rolecall_fingerprint");
+}
+
+/// Issue 13: a bind-mounted credentials file (as `docker -v ~/.aws/credentials:…` makes) cannot
+/// be replaced by a rename (EBUSY). Rolecall says so, names what to do, and leaves the file;
+/// a hard-linked one is refused too instead of being split from its other name. Runs the
+/// binary in a private mount namespace (`unshare -m`, root), with a real `mount --bind`.
+#[cfg(unix)]
+#[test]
+fn issue_13_bind_mounted_and_hard_linked_files_are_refused_with_what_to_do() {
+    use crate::support::{TestCommand, rolecall_bin};
+    const USER: &str = "[personal]\nregion = eu-west-1\n";
+    let world = World::start();
+    world.setup(crate::support::CONFIG);
+    let path = world.sandbox.credentials_path();
+    world.sandbox.write(&path, USER);
+    let outside = world.sandbox.path("host-credentials");
+    std::fs::write(&outside, USER).unwrap();
+
+    let out = TestCommand::new("unshare", world.rolecall.environment().clone())
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            r#"mount --bind "$0" "$1" && shift && exec "$@""#,
+        ])
+        .arg(&outside)
+        .arg(&path)
+        .arg(rolecall_bin())
+        .args(["refresh", "--mfa-code", "123456"])
+        .run()
+        .failure();
+    assert_contains!(out.stderr, "is a mount point");
+    assert_contains!(out.stderr, "mount its directory instead");
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), USER);
+    assert_eq!(world.credentials(), USER);
+
+    let other = world.sandbox.path("second-name");
+    std::fs::hard_link(&path, &other).unwrap();
+    let out = world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .failure();
+    assert_contains!(out.stderr, "2 hard links");
+    assert_eq!(world.credentials(), USER);
+    assert_eq!(std::fs::read_to_string(&other).unwrap(), USER);
+}

@@ -183,7 +183,11 @@ fn unowned_section_is_refused_and_adopt_takes_it_over() {
         .run()
         .code_is(1);
     assert_contains!(out.stderr, "[dev-admin]");
-    assert_contains!(out.stderr, "--adopt");
+    // refresh has no --adopt: the message must not send the user to it
+    assert_contains!(
+        out.stderr,
+        "delete it and run \"rolecall refresh dev-admin\""
+    );
     assert_eq!(world.credentials(), user, "refused write changed the file");
 
     let out = world

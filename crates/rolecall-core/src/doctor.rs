@@ -111,7 +111,7 @@ pub(crate) async fn run(engine: &EngineHandle) -> Vec<Check> {
         }
         Err(e) => {
             out.push(check("credentials file", Verdict::Fail, e.to_string()));
-            String::new()
+            zeroize::Zeroizing::new(String::new())
         }
     };
 

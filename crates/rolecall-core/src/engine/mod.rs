@@ -592,7 +592,18 @@ impl EngineHandle {
             .refresh(&Targets::Some(vec![profile.to_string()]), opts)
             .await?;
         if let Some((_, Outcome::Failed(e))) = outcomes.pop() {
-            return Err(e);
+            // Only its mirror into a `[default]` the file refuses (the user's, or changed since
+            // rolecall wrote it) failed: its own section was written, and `use --adopt` must
+            // get past this to hand `[default]` back.
+            let default_refused = matches!(
+                &e,
+                Error::Credfile(
+                    credfile::Error::NotOwned { name, .. } | credfile::Error::Changed { name, .. }
+                ) if name == DEFAULT_SECTION
+            );
+            if !default_refused {
+                return Err(e);
+            }
         }
         let text = self.file_op(|f| f.read()).await?;
         let region = self.config().region(profile).map(str::to_string);
@@ -728,10 +739,12 @@ impl EngineHandle {
             }
             None => {
                 let text = self.file_op(|f| f.read()).await?;
+                // a [default] changed since rolecall wrote it is tried too, so the removal is
+                // refused with the file's reason instead of passing in silence
                 let managed = credfile::inspect(&text)
                     .sections
                     .iter()
-                    .any(|s| s.name == DEFAULT_SECTION && s.managed);
+                    .any(|s| s.name == DEFAULT_SECTION && (s.managed || s.changed));
                 if managed {
                     let edit = Edit::Remove {
                         name: DEFAULT_SECTION.to_string(),
@@ -770,8 +783,19 @@ impl EngineHandle {
             .filter(|s| s.managed)
             .map(|s| s.name.clone())
             .collect();
+        // sections changed since rolecall wrote them are the user's: never removed, said so
+        let changed: Vec<String> = inventory
+            .sections
+            .iter()
+            .filter(|s| s.changed)
+            .map(|s| s.name.clone())
+            .collect();
+        let refused: Option<String>;
         let names: Vec<String> = match targets {
-            Targets::All => managed.clone(),
+            Targets::All => {
+                refused = changed.first().cloned();
+                managed.clone()
+            }
             Targets::Some(_) => {
                 let mut v = self.resolve(&config, targets)?;
                 if let Some(a) = &config.settings.active
@@ -779,6 +803,7 @@ impl EngineHandle {
                 {
                     v.push(DEFAULT_SECTION.to_string());
                 }
+                refused = v.iter().find(|n| changed.contains(n)).cloned();
                 v.retain(|n| managed.contains(n));
                 v
             }
@@ -796,6 +821,12 @@ impl EngineHandle {
         self.emit(Event::Cleared {
             profiles: names.clone(),
         });
+        if let Some(name) = refused {
+            return Err(Error::Credfile(credfile::Error::Changed {
+                name,
+                path: self.credentials_file().path().to_path_buf(),
+            }));
+        }
         Ok(names)
     }
 

@@ -197,7 +197,7 @@ impl EngineHandle {
         &self.inner.sts
     }
 
-    pub(crate) async fn read_credentials_text(&self) -> Result<String, Error> {
+    pub(crate) async fn read_credentials_text(&self) -> Result<zeroize::Zeroizing<String>, Error> {
         self.file_op(|f| f.read()).await
     }
 }

@@ -1,0 +1,303 @@
+//! The credentials-file splice writer: puts rolecall's managed profiles into the user's shared
+//! AWS credentials file (`~/.aws/credentials`) and takes them out again.
+//!
+//! The file belongs to the user. This module owns only the sections it wrote, recognised by the
+//! key [`MANAGED_KEY`], and must not change one byte outside them: comments, blank lines,
+//! spacing, key order, CRLF line endings, a missing final newline, a UTF-8 BOM and non-ASCII text
+//! all survive. So it never re-serialises the file through an INI library; every edit is a text
+//! splice over section spans found by a line scanner that follows configparser's rules as
+//! botocore uses them. [`CredentialsFile::apply`] writes under an advisory lock, through a temp
+//! file and a rename, so a concurrent rolecall never loses an update and nobody ever sees a
+//! partial file. This module never logs or returns a secret in an error.
+//!
+//! Inside: `error` (the error type), `scan` (section spans and fingerprints; never changes
+//! text), `splice` (managed blocks and batches of edits; pure), `file` (the locked atomic
+//! write: races with tools that rewrite the file in place, ownership under root, hard links
+//! and bind mounts).
+//!
+//! # Format of a managed section
+//!
+//! ```ini
+//! [dev-admin]
+//! x_rolecall_managed = true
+//! x_rolecall_expiration = 2026-11-22T03:06:26Z
+//! aws_access_key_id = ASIA...
+//! aws_secret_access_key = ...
+//! aws_session_token = ...
+//! region = eu-west-1
+//! x_rolecall_fingerprint = 0acb327e9145e6f8
+//! ```
+//!
+//! Ownership is the key `x_rolecall_managed`: a key and not a comment, because
+//! `aws configure set` keeps unknown keys but drops comments, and botocore ignores unknown keys.
+//! `x_rolecall_fingerprint` (see `scan::fingerprint`) tells whether the section is still what
+//! rolecall wrote; a marked section that someone changed since is the user's, and is never
+//! overwritten or removed ([`Error::Changed`]). A marked section without one, written by an
+//! older rolecall, is rolecall's.
+//! `x_rolecall_expiration` (RFC 3339, seconds, UTC), `aws_session_token` and `region` are left
+//! out when there is nothing to say. New text uses the file's line ending (CRLF if its first line
+//! ends in CRLF, else LF).
+//!
+//! # Spans, placement and round trips
+//!
+//! A header is a line that, after leading whitespace, starts with `[` and has a later `]`; its
+//! name is the text between the first `[` and the last `]`, trimmed. A section's *span* runs from
+//! the start of its header line through the line ending of its last key line (a line that is not
+//! blank and not a `#`/`;` comment); blank lines and comments after that belong to whatever comes
+//! next and are never touched. Keys match case-insensitively, as both botocore (configparser
+//! lower-cases option names) and the Rust SDK read them.
+//!
+//! New managed sections go at the top of the file (after a BOM), each followed by one blank
+//! separator line. The exception: when the file starts with a key outside any section or an
+//! indented line, a section above it would swallow that line (configparser reads a deeper
+//! indented line as a continuation of the key before it, the Rust SDK any indented line), so new
+//! sections then go right before the first header that starts its line, or else at the end of a
+//! file that ends with a newline ([`Error::NoRoom`] if neither exists). A replacement rewrites
+//! only the span; a removal takes the span plus the one line after it if that line is blank. So
+//! for any user file `U`, any sequence of upserts and removes of names `U` does not use, followed
+//! by removing every managed section, gives back `U` byte for byte, and at every step both
+//! readers see `U`'s profiles unchanged.
+
+mod error;
+mod file;
+mod scan;
+mod splice;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testutil;
+
+use std::fmt;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::credentials::{Credentials, KeyId, SecretString};
+
+pub use error::{Error, IoOp, StaticKeyProblem};
+pub use file::CredentialsFile;
+use scan::{Doc, fields};
+pub use splice::splice;
+
+/// The key that marks a section as written, and owned, by rolecall.
+pub const MANAGED_KEY: &str = "x_rolecall_managed";
+/// The key that holds when a managed section's credentials expire (RFC 3339, seconds, UTC).
+pub const EXPIRATION_KEY: &str = "x_rolecall_expiration";
+/// The key that holds a fingerprint of what rolecall wrote into a managed section (see
+/// `scan::fingerprint`): a section whose key lines no longer match it was changed by someone
+/// else and is the user's now.
+pub const FINGERPRINT_KEY: &str = "x_rolecall_fingerprint";
+
+const ACCESS_KEY_ID: &str = "aws_access_key_id";
+const SECRET_ACCESS_KEY: &str = "aws_secret_access_key";
+const SESSION_TOKEN: &str = "aws_session_token";
+/// The pre-2014 name of the session token, which botocore still reads (and prefers).
+const SECURITY_TOKEN: &str = "aws_security_token";
+const REGION: &str = "region";
+const BOM: char = '\u{feff}';
+/// configparser's `default_section`: its keys are inherited by every other section, so a
+/// managed section of that name would hand its credentials to every profile in botocore.
+const CONFIGPARSER_DEFAULT_SECTION: &str = "DEFAULT";
+/// `humantime` cannot format times from year 10000 on (the first second of that year).
+const RFC3339_LIMIT_SECS: u64 = 253_402_300_800;
+/// Room for one managed block (a session token is up to ~1 KB), to size the output buffer once.
+const BLOCK_CAPACITY: usize = 1_400;
+
+/// A managed profile to write: the section name, its credentials and an optional region.
+#[derive(Debug, Clone)]
+pub struct Section {
+    /// The section name, written as `[name]`.
+    pub name: String,
+    /// The credentials to write.
+    pub credentials: Credentials,
+    /// Written as `region = …` when set.
+    pub region: Option<String>,
+}
+
+/// One change to the credentials file.
+#[derive(Debug, Clone)]
+pub enum Edit {
+    /// Write the section: replace the managed section of that name, or insert it at the top.
+    Upsert {
+        /// The section to write.
+        section: Section,
+        /// Take over a section of that name that the user wrote, instead of refusing.
+        adopt: bool,
+    },
+    /// Remove the managed section of that name; a no-op when there is none.
+    Remove {
+        /// The section name.
+        name: String,
+    },
+    /// Remove the section of that name even though the user wrote it, once
+    /// `rolecall keys import --scrub` has moved its key into the keychain (managed or not,
+    /// like [`Edit::Remove`] otherwise: span plus one following blank line; a no-op when
+    /// there is none).
+    Scrub {
+        /// The section name.
+        name: String,
+    },
+}
+
+impl Edit {
+    fn name(&self) -> &str {
+        match self {
+            Edit::Upsert { section, .. } => &section.name,
+            Edit::Remove { name } | Edit::Scrub { name } => name,
+        }
+    }
+}
+
+/// What the credentials file holds, section by section in file order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inventory {
+    /// Every section, managed or not, in file order (duplicates included).
+    pub sections: Vec<SectionInfo>,
+}
+
+impl Inventory {
+    /// The first section of that name.
+    pub fn get(&self, name: &str) -> Option<&SectionInfo> {
+        self.sections.iter().find(|s| s.name == name)
+    }
+
+    /// The sections rolecall wrote.
+    pub fn managed(&self) -> impl Iterator<Item = &SectionInfo> {
+        self.sections.iter().filter(|s| s.managed)
+    }
+}
+
+/// One section of the credentials file, without its secrets.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SectionInfo {
+    /// The section name.
+    pub name: String,
+    /// Whether rolecall wrote it and owns it: it has the key [`MANAGED_KEY`], and its
+    /// [`FINGERPRINT_KEY`] matches (or it has none, written by an older rolecall).
+    pub managed: bool,
+    /// Whether it has the key [`MANAGED_KEY`] but was changed since rolecall wrote it (its
+    /// fingerprint does not match): the user's now, never overwritten or removed.
+    pub changed: bool,
+    /// When its credentials expire, from [`EXPIRATION_KEY`]; `None` when absent or unreadable.
+    pub expiration: Option<SystemTime>,
+    /// Its `aws_access_key_id`, if any. Show it with [`KeyId`].
+    pub access_key_id: Option<String>,
+}
+
+impl fmt::Debug for SectionInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SectionInfo")
+            .field("name", &self.name)
+            .field("managed", &self.managed)
+            .field("changed", &self.changed)
+            .field("expiration", &self.expiration.map(Rfc3339))
+            .field("access_key_id", &self.access_key_id.as_deref().map(KeyId))
+            .finish()
+    }
+}
+
+/// Shows a time as RFC 3339 where humantime can (1970 to 9999), else as `SystemTime` does.
+struct Rfc3339(SystemTime);
+
+impl fmt::Debug for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if is_rfc3339_range(self.0) {
+            write!(f, "{}", humantime::format_rfc3339_seconds(self.0))
+        } else {
+            fmt::Debug::fmt(&self.0, f)
+        }
+    }
+}
+
+fn is_rfc3339_range(time: SystemTime) -> bool {
+    time.duration_since(UNIX_EPOCH)
+        .is_ok_and(|d| d.as_secs() < RFC3339_LIMIT_SECS)
+}
+
+/// Lists the sections of a credentials file: names, whether rolecall wrote them, expiry and
+/// access key id.
+pub fn inspect(text: &str) -> Inventory {
+    let doc = Doc::parse(text);
+    let sections = doc
+        .sections
+        .iter()
+        .map(|span| {
+            let f = fields(text, span);
+            SectionInfo {
+                name: span.name.to_owned(),
+                managed: span.managed,
+                changed: span.changed,
+                expiration: f
+                    .expiration
+                    .and_then(|v| humantime::parse_rfc3339_weak(v).ok()),
+                access_key_id: f.access_key_id.map(str::to_owned),
+            }
+        })
+        .collect();
+    Inventory { sections }
+}
+
+/// The long-lived key of a profile the user wrote (`aws_access_key_id` and
+/// `aws_secret_access_key`), for `rolecall keys import`. A managed section, or one with a
+/// session token, holds temporary credentials and is refused. For the profile's region, see
+/// [`region`].
+pub fn static_key(text: &str, name: &str, path: &Path) -> Result<Credentials, Error> {
+    let doc = Doc::parse(text);
+    let problem = |reason| Error::NoStaticKey {
+        name: name.to_owned(),
+        path: path.to_owned(),
+        reason,
+    };
+    let mut found = doc.sections.iter().filter(|s| s.name == name);
+    let span = found
+        .next()
+        .ok_or_else(|| problem(StaticKeyProblem::Missing))?;
+    if found.next().is_some() {
+        return Err(Error::Duplicate {
+            name: name.to_owned(),
+            path: path.to_owned(),
+        });
+    }
+    if span.managed {
+        return Err(problem(StaticKeyProblem::Managed));
+    }
+    let f = fields(text, span);
+    if f.session_token.is_some() || f.security_token.is_some() {
+        return Err(problem(StaticKeyProblem::Temporary));
+    }
+    match (f.access_key_id, f.secret_access_key) {
+        (Some(id), Some(secret)) => Ok(Credentials {
+            access_key_id: id.to_owned(),
+            secret_access_key: SecretString::from(secret),
+            session_token: None,
+            expiration: None,
+        }),
+        _ => Err(problem(StaticKeyProblem::NoKey)),
+    }
+}
+
+/// The `region` of the only section of that name, managed or not.
+pub fn region(text: &str, name: &str) -> Option<String> {
+    let doc = Doc::parse(text);
+    let span = doc.unique(name)?;
+    fields(text, span).region.map(str::to_owned)
+}
+
+/// The credentials and region of a managed section, for `exec` and `export` to reuse while
+/// they are fresh. `None` when the section is missing, duplicated, not managed, lacks a key,
+/// or has an expiration that does not parse (better to refresh than to trust it).
+pub fn managed_credentials(text: &str, name: &str) -> Option<(Credentials, Option<String>)> {
+    let doc = Doc::parse(text);
+    let span = doc.unique(name).filter(|s| s.managed)?;
+    let f = fields(text, span);
+    let expiration = match f.expiration {
+        Some(v) => Some(humantime::parse_rfc3339_weak(v).ok()?),
+        None => None,
+    };
+    let credentials = Credentials {
+        access_key_id: f.access_key_id?.to_owned(),
+        secret_access_key: SecretString::from(f.secret_access_key?),
+        session_token: f.session_token.or(f.security_token).map(SecretString::from),
+        expiration,
+    };
+    Some((credentials, f.region.map(str::to_owned)))
+}

@@ -1,0 +1,279 @@
+//! Splicing: writes managed blocks and applies a batch of edits to the text in one pass,
+//! keeping every byte outside the managed sections.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::scan::{Doc, fingerprint};
+use super::{
+    ACCESS_KEY_ID, BLOCK_CAPACITY, BOM, CONFIGPARSER_DEFAULT_SECTION, EXPIRATION_KEY, Edit, Error,
+    FINGERPRINT_KEY, MANAGED_KEY, REGION, SECRET_ACCESS_KEY, SESSION_TOKEN, Section,
+    is_rfc3339_range,
+};
+use crate::credentials::ExposeSecret;
+
+/// A value can be written when it reads back identical: not empty, no whitespace (values are
+/// trimmed, and the Rust SDK cuts ` #…` as a comment) and no control characters (a line break
+/// would start a new key or section). No AWS key, token or region has any of those.
+fn is_writable_value(value: &str) -> bool {
+    !value.is_empty() && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+impl Section {
+    fn validate(&self) -> Result<(), Error> {
+        let name = &self.name;
+        if name.is_empty()
+            || name.trim() != name
+            || name.chars().any(char::is_control)
+            || name.starts_with(BOM)
+            || name == CONFIGPARSER_DEFAULT_SECTION
+        {
+            return Err(Error::InvalidName { name: name.clone() });
+        }
+        let invalid = |key: &'static str| Error::InvalidValue {
+            name: name.clone(),
+            key,
+        };
+        let c = &self.credentials;
+        if !is_writable_value(&c.access_key_id) {
+            return Err(invalid(ACCESS_KEY_ID));
+        }
+        if !is_writable_value(c.secret_access_key.expose_secret()) {
+            return Err(invalid(SECRET_ACCESS_KEY));
+        }
+        if let Some(token) = &c.session_token
+            && !is_writable_value(token.expose_secret())
+        {
+            return Err(invalid(SESSION_TOKEN));
+        }
+        if let Some(region) = &self.region
+            && !is_writable_value(region)
+        {
+            return Err(invalid(REGION));
+        }
+        if c.expiration.is_some_and(|exp| !is_rfc3339_range(exp)) {
+            return Err(invalid(EXPIRATION_KEY));
+        }
+        Ok(())
+    }
+
+    /// Appends the managed block. Every line ends in `eol` except the last when
+    /// `final_eol` is false (replacing a span that ended the file without a newline).
+    fn write_block(&self, out: &mut String, eol: &str, final_eol: bool) {
+        let c = &self.credentials;
+        let start = out.len();
+        // Writing into a String cannot fail, and `validate` checked the expiration is in the
+        // range humantime formats.
+        let _ = write!(out, "[{}]{eol}", self.name);
+        let body = out.len();
+        let _ = write!(out, "{MANAGED_KEY} = true");
+        if let Some(exp) = c.expiration {
+            let _ = write!(
+                out,
+                "{eol}{EXPIRATION_KEY} = {}",
+                humantime::format_rfc3339_seconds(exp)
+            );
+        }
+        let _ = write!(out, "{eol}{ACCESS_KEY_ID} = {}", c.access_key_id);
+        let _ = write!(
+            out,
+            "{eol}{SECRET_ACCESS_KEY} = {}",
+            c.secret_access_key.expose_secret()
+        );
+        if let Some(token) = &c.session_token {
+            let _ = write!(out, "{eol}{SESSION_TOKEN} = {}", token.expose_secret());
+        }
+        if let Some(region) = &self.region {
+            let _ = write!(out, "{eol}{REGION} = {region}");
+        }
+        // Last, so it covers every line above; the scanner reads it back the same way.
+        let fingerprint = fingerprint(&out[start..], body - start, out.len() - start);
+        let _ = write!(out, "{eol}{FINGERPRINT_KEY} = {fingerprint}");
+        if final_eol {
+            out.push_str(eol);
+        }
+    }
+}
+
+/// What happens to one name over a batch of edits.
+#[derive(Default)]
+struct Plan<'e> {
+    /// Index of the section of that name in the original text.
+    original: Option<usize>,
+    /// How many sections of that name the original text has.
+    count: usize,
+    fate: Fate<'e>,
+    /// A new block at the top, with the index of the edit that inserted it (for ordering).
+    inserted: Option<(usize, &'e Section)>,
+}
+
+#[derive(Default, Clone, Copy)]
+enum Fate<'e> {
+    #[default]
+    Keep,
+    Replace(&'e Section),
+    Remove,
+}
+
+/// Applies `edits` in order to the text of a credentials file and returns the new text. Pure:
+/// `path` only names the file in errors.
+///
+/// All edits are applied in one pass over the text, and either all apply or none (the first
+/// error is returned). Upserting replaces a managed section in place, or inserts a new one at
+/// the top of the file (new sections of one batch in edit order); removing a name that is not
+/// present is a no-op. Upserting or removing a section the user wrote is
+/// [`Error::NotOwned`], unless an upsert has `adopt` (or it is an [`Edit::Scrub`]); any edit of
+/// a name that has several sections is [`Error::Duplicate`].
+pub fn splice(text: &str, edits: &[Edit], path: &Path) -> Result<String, Error> {
+    let is_scrub = |e: &Edit| matches!(e, Edit::Scrub { .. });
+    if edits.len() < 2 || !edits.iter().any(is_scrub) {
+        return splice_batch(text, edits, path);
+    }
+    // Taking out a user's section changes which lines follow the places new sections can go,
+    // so each scrub is a step of its own, and the runs of edits between them one pass each.
+    let mut text = text.to_owned();
+    let mut rest = edits;
+    while !rest.is_empty() {
+        let run = match rest.iter().position(is_scrub) {
+            Some(0) => 1,
+            Some(next) => next,
+            None => rest.len(),
+        };
+        text = splice_batch(&text, &rest[..run], path)?;
+        rest = &rest[run..];
+    }
+    Ok(text)
+}
+
+/// [`splice`] for a batch with no scrub, or only one edit: a single pass over the text.
+fn splice_batch(text: &str, edits: &[Edit], path: &Path) -> Result<String, Error> {
+    if edits.is_empty() {
+        return Ok(text.to_owned());
+    }
+    for edit in edits {
+        if let Edit::Upsert { section, .. } = edit {
+            section.validate()?;
+        }
+    }
+    let doc = Doc::parse(text);
+
+    let mut plans: HashMap<&str, Plan<'_>> =
+        edits.iter().map(|e| (e.name(), Plan::default())).collect();
+    for (index, span) in doc.sections.iter().enumerate() {
+        if let Some(plan) = plans.get_mut(span.name) {
+            plan.count += 1;
+            plan.original.get_or_insert(index);
+        }
+    }
+
+    for (order, edit) in edits.iter().enumerate() {
+        let name = edit.name();
+        let Some(plan) = plans.get_mut(name) else {
+            continue; // every edit's name was entered above
+        };
+        if plan.count > 1 {
+            return Err(Error::Duplicate {
+                name: name.to_owned(),
+                path: path.to_owned(),
+            });
+        }
+        // A section with rolecall's marker that someone changed gets its own message.
+        let not_owned = || match plan.original.map(|i| doc.sections[i].changed) {
+            Some(true) => Error::Changed {
+                name: name.to_owned(),
+                path: path.to_owned(),
+            },
+            _ => Error::NotOwned {
+                name: name.to_owned(),
+                path: path.to_owned(),
+            },
+        };
+        // The original section still stands (possibly already rewritten by this batch).
+        let original_present = plan.original.is_some() && !matches!(plan.fate, Fate::Remove);
+        // A user's section that this batch has not adopted.
+        let foreign = |plan: &Plan<'_>| {
+            matches!(plan.fate, Fate::Keep)
+                && plan.original.is_some_and(|i| !doc.sections[i].managed)
+        };
+        match edit {
+            Edit::Upsert { section, adopt } => {
+                if original_present {
+                    if foreign(plan) && !adopt {
+                        return Err(not_owned());
+                    }
+                    plan.fate = Fate::Replace(section);
+                } else {
+                    match &mut plan.inserted {
+                        Some((_, current)) => *current = section,
+                        None => plan.inserted = Some((order, section)),
+                    }
+                }
+            }
+            Edit::Remove { .. } | Edit::Scrub { .. } => {
+                if plan.inserted.is_some() {
+                    plan.inserted = None;
+                } else if original_present {
+                    if foreign(plan) && matches!(edit, Edit::Remove { .. }) {
+                        return Err(not_owned());
+                    }
+                    plan.fate = Fate::Remove;
+                }
+            }
+        }
+    }
+
+    let mut inserts: Vec<(usize, &Section)> = plans.values().filter_map(|p| p.inserted).collect();
+    inserts.sort_unstable_by_key(|(order, _)| *order);
+    // Per original section: the block that replaces it, or `None` to remove it.
+    let mut changes: Vec<(usize, Option<&Section>)> = plans
+        .values()
+        .filter_map(|p| match (p.original, p.fate) {
+            (_, Fate::Keep) | (None, _) => None,
+            (Some(index), Fate::Replace(section)) => Some((index, Some(section))),
+            (Some(index), Fate::Remove) => Some((index, None)),
+        })
+        .collect();
+    changes.sort_unstable_by_key(|(index, _)| *index);
+
+    // New sections go at the top. But what follows a new section's last key must not read as
+    // part of it: a key line before the first header would become its key, and an indented
+    // line its continuation (configparser treats any line indented deeper than the key before
+    // it as a continuation, the Rust SDK any indented line, comments included). Then they go
+    // right before the first header that starts its line, or else at the end of the file.
+    let insert_at = match doc.top_blocker {
+        _ if inserts.is_empty() => doc.bom,
+        None => doc.bom,
+        Some(line) => match doc.first_flush_header {
+            Some(header) => header,
+            None if text.ends_with('\n') => text.len(),
+            None => {
+                return Err(Error::NoRoom {
+                    path: path.to_owned(),
+                    line,
+                });
+            }
+        },
+    };
+
+    let mut out = String::with_capacity(text.len() + edits.len() * BLOCK_CAPACITY);
+    out.push_str(&text[..insert_at]);
+    for (_, section) in &inserts {
+        section.write_block(&mut out, doc.eol, true);
+        out.push_str(doc.eol);
+    }
+    let mut cursor = insert_at;
+    for (index, replacement) in changes {
+        let span = &doc.sections[index];
+        out.push_str(&text[cursor..span.start]);
+        cursor = match replacement {
+            Some(section) => {
+                section.write_block(&mut out, doc.eol, text[..span.end].ends_with('\n'));
+                span.end
+            }
+            None => doc.separator_end(span).unwrap_or(span.end),
+        };
+    }
+    out.push_str(&text[cursor..]);
+    Ok(out)
+}
