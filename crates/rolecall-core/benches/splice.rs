@@ -72,7 +72,7 @@ fn generate(profiles: usize, rng: &mut fastrand::Rng) -> (String, Vec<String>) {
         .map(|name| upsert(name, credentials(rng, expires)))
         .collect();
     let text = credfile::splice(&user, &edits, Path::new("bench")).expect("generated file splices");
-    (text, managed)
+    (text.to_string(), managed)
 }
 
 fn upsert(name: &str, credentials: Credentials) -> Edit {

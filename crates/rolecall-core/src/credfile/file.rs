@@ -159,7 +159,7 @@ impl Target<'_> {
                 }
             }
         }
-        let new = Zeroizing::new(splice(&old, edits, self.named)?);
+        let new = splice(&old, edits, self.named)?;
         if *new == *old {
             return Ok(Some(false));
         }

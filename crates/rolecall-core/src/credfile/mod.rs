@@ -99,8 +99,6 @@ const BOM: char = '\u{feff}';
 const CONFIGPARSER_DEFAULT_SECTION: &str = "DEFAULT";
 /// `humantime` cannot format times from year 10000 on (the first second of that year).
 const RFC3339_LIMIT_SECS: u64 = 253_402_300_800;
-/// Room for one managed block (a session token is up to ~1 KB), to size the output buffer once.
-const BLOCK_CAPACITY: usize = 1_400;
 
 /// A managed profile to write: the section name, its credentials and an optional region.
 #[derive(Debug, Clone)]

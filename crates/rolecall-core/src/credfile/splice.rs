@@ -7,10 +7,11 @@ use std::path::Path;
 
 use super::scan::{Doc, fingerprint};
 use super::{
-    ACCESS_KEY_ID, BLOCK_CAPACITY, BOM, CONFIGPARSER_DEFAULT_SECTION, EXPIRATION_KEY, Edit, Error,
-    FINGERPRINT_KEY, MANAGED_KEY, REGION, SECRET_ACCESS_KEY, SESSION_TOKEN, Section,
-    is_rfc3339_range,
+    ACCESS_KEY_ID, BOM, CONFIGPARSER_DEFAULT_SECTION, EXPIRATION_KEY, Edit, Error, FINGERPRINT_KEY,
+    MANAGED_KEY, REGION, SECRET_ACCESS_KEY, SESSION_TOKEN, Section, is_rfc3339_range,
 };
+use zeroize::Zeroizing;
+
 use crate::credentials::ExposeSecret;
 
 /// A value can be written when it reads back identical: not empty, no whitespace (values are
@@ -56,6 +57,22 @@ impl Section {
             return Err(invalid(EXPIRATION_KEY));
         }
         Ok(())
+    }
+
+    /// At least the length of the block [`write_block`](Self::write_block) appends, with its
+    /// separator line: the values plus room for the key names, the expiration, the
+    /// fingerprint and nine CRLF line endings (about 205 bytes).
+    fn block_len(&self) -> usize {
+        const KEYS_AND_ENDINGS: usize = 256;
+        let c = &self.credentials;
+        self.name.len()
+            + c.access_key_id.len()
+            + c.secret_access_key.expose_secret().len()
+            + c.session_token
+                .as_ref()
+                .map_or(0, |t| t.expose_secret().len())
+            + self.region.as_ref().map_or(0, String::len)
+            + KEYS_AND_ENDINGS
     }
 
     /// Appends the managed block. Every line ends in `eol` except the last when
@@ -125,14 +142,18 @@ enum Fate<'e> {
 /// present is a no-op. Upserting or removing a section the user wrote is
 /// [`Error::NotOwned`], unless an upsert has `adopt` (or it is an [`Edit::Scrub`]); any edit of
 /// a name that has several sections is [`Error::Duplicate`].
-pub fn splice(text: &str, edits: &[Edit], path: &Path) -> Result<String, Error> {
+///
+/// The result holds secrets, so it is wiped when dropped; so are the texts between the steps,
+/// and the output buffer is sized once for the largest result, so that it never moves (which
+/// would leave an unwiped copy behind).
+pub fn splice(text: &str, edits: &[Edit], path: &Path) -> Result<Zeroizing<String>, Error> {
     let is_scrub = |e: &Edit| matches!(e, Edit::Scrub { .. });
     if edits.len() < 2 || !edits.iter().any(is_scrub) {
         return splice_batch(text, edits, path);
     }
     // Taking out a user's section changes which lines follow the places new sections can go,
     // so each scrub is a step of its own, and the runs of edits between them one pass each.
-    let mut text = text.to_owned();
+    let mut text = Zeroizing::new(text.to_owned());
     let mut rest = edits;
     while !rest.is_empty() {
         let run = match rest.iter().position(is_scrub) {
@@ -147,9 +168,9 @@ pub fn splice(text: &str, edits: &[Edit], path: &Path) -> Result<String, Error> 
 }
 
 /// [`splice`] for a batch with no scrub, or only one edit: a single pass over the text.
-fn splice_batch(text: &str, edits: &[Edit], path: &Path) -> Result<String, Error> {
+fn splice_batch(text: &str, edits: &[Edit], path: &Path) -> Result<Zeroizing<String>, Error> {
     if edits.is_empty() {
-        return Ok(text.to_owned());
+        return Ok(Zeroizing::new(text.to_owned()));
     }
     for edit in edits {
         if let Edit::Upsert { section, .. } = edit {
@@ -256,7 +277,16 @@ fn splice_batch(text: &str, edits: &[Edit], path: &Path) -> Result<String, Error
         },
     };
 
-    let mut out = String::with_capacity(text.len() + edits.len() * BLOCK_CAPACITY);
+    let capacity = text.len()
+        + edits
+            .iter()
+            .map(|e| match e {
+                Edit::Upsert { section, .. } => section.block_len(),
+                Edit::Remove { .. } | Edit::Scrub { .. } => 0,
+            })
+            .sum::<usize>();
+    let mut out = Zeroizing::new(String::with_capacity(capacity));
+    let allocated = out.capacity();
     out.push_str(&text[..insert_at]);
     for (_, section) in &inserts {
         section.write_block(&mut out, doc.eol, true);
@@ -275,5 +305,10 @@ fn splice_batch(text: &str, edits: &[Edit], path: &Path) -> Result<String, Error
         };
     }
     out.push_str(&text[cursor..]);
+    debug_assert_eq!(
+        out.capacity(),
+        allocated,
+        "the output buffer moved: block_len is short"
+    );
     Ok(out)
 }

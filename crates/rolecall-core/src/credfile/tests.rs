@@ -973,7 +973,7 @@ proptest! {
         let mut model: BTreeMap<&str, (u8, bool)> = BTreeMap::new();
         for op in &ops {
             match splice(&text, &[op_edit(op)], path()) {
-                Ok(out) => text = out,
+                Ok(out) => text = out.to_string(),
                 Err(Error::NoRoom { .. }) => {
                     // Only when there never was anywhere to put a section.
                     prop_assert!(no_room && model.is_empty());
@@ -1105,4 +1105,27 @@ fn issue_13_changed_message_says_what_happened_and_how_to_hand_it_back() {
         "{dev}"
     );
     assert!(!dev.contains("--adopt"), "{dev}");
+}
+
+/// Issue 13 (wipe buffers): the output grows in place, never into a new allocation that would
+/// leave an unwiped copy of the secrets behind (a debug assertion in `splice_batch` checks it),
+/// also for tokens far longer than usual and CRLF files.
+#[rstest]
+#[case::lf("[default]\nregion = x\n")]
+#[case::crlf("[default]\r\nregion = x\r\n")]
+fn issue_13_splice_output_buffer_never_moves(#[case] user: &str) {
+    let mut section = section("dev", "A");
+    section.credentials.session_token = Some(SecretString::from("t".repeat(4_000)));
+    section.region = Some("eu-west-1".into());
+    let edits = [
+        Edit::Upsert {
+            section,
+            adopt: false,
+        },
+        upsert("other", "B"),
+    ];
+    let out = splice(user, &edits, path()).unwrap();
+    assert!(out.ends_with(user), "{}", *out);
+    let again = splice(&out, &edits, path()).unwrap();
+    assert_eq!(*again, *out);
 }

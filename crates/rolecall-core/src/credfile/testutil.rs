@@ -114,7 +114,7 @@ pub(crate) fn expand(template: &str) -> String {
 }
 
 pub(crate) fn apply(text: &str, edits: &[Edit]) -> String {
-    splice(text, edits, path()).unwrap()
+    splice(text, edits, path()).unwrap().to_string()
 }
 
 /// The file with every managed section removed.
