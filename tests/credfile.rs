@@ -303,37 +303,37 @@ fn kill_9_mid_write_never_leaves_a_torn_or_empty_file() {
         world.proxy.clear_rule();
         check(&name);
     }
-    // The writer's lock file exists since the refresh above. The probe spins on a non-blocking
-    // lock (taking it only for an instant when it is free) until the writer holds it or ends.
-    let lock = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path.parent().unwrap().join(".credentials.rolecall.lock"))
-        .unwrap();
+    // Mid-write: the probe spins until the writer starts changing the directory, a new entry
+    // (an atomic writer's temp file) or the file itself (size or time: a writer in place),
+    // and kills it then. A writer in place is caught with an empty or torn file this way.
+    let dir = path.parent().unwrap().to_path_buf();
+    let names = || -> std::collections::BTreeSet<std::ffi::OsString> {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect()
+    };
+    let stamp = || {
+        std::fs::metadata(&path)
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()))
+    };
     let (mut killed_writing, mut runs) = (0, 0);
     while killed_writing < 5 {
         runs += 1;
         assert!(
             runs <= 100,
-            "the writer was seen holding the file's lock in only {killed_writing} of {runs} runs"
+            "the writer was caught writing in only {killed_writing} of {runs} runs"
         );
         let name = format!("write{runs}");
+        let (before_names, before_stamp) = (names(), stamp());
         let mut p = spawn(&name);
-        loop {
-            match lock.try_lock() {
-                Ok(()) => {
-                    lock.unlock().unwrap();
-                    if !p.is_running() {
-                        break;
-                    }
-                    std::thread::yield_now();
-                }
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    p.kill();
-                    killed_writing += 1;
-                    break;
-                }
-                Err(std::fs::TryLockError::Error(e)) => panic!("lock probe: {e}"),
+        while p.is_running() {
+            if stamp() != before_stamp || !names().is_subset(&before_names) {
+                p.kill();
+                killed_writing += 1;
+                break;
             }
         }
         p.kill();
