@@ -9,6 +9,7 @@ mod support;
 
 mod credfile;
 mod daemon;
+mod desktop;
 mod e2e;
 mod faults;
 mod sources;
