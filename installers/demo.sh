@@ -83,7 +83,7 @@ if $app_mode; then
   [ -x "$app" ] || { echo "run: build first: make build" >&2; exit 2; }
   [ -n "$user_bus" ] && [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] ||
     { echo "run: needs a desktop session (DISPLAY and a session bus)" >&2; exit 2; }
-  rolecall daemon >"$demo_home/daemon.log" 2>&1 &
+  "$bin" daemon >"$demo_home/daemon.log" 2>&1 &  # the binary itself: its pid is what cleanup kills
   pids+=($!)
   for _ in $(seq 100); do [ -S "$XDG_RUNTIME_DIR/rolecall/agent.sock" ] && break; sleep 0.05; done
   echo "run: the tray app is starting; it asks for an MFA code (any 6 digits). Quit it from its menu."

@@ -151,3 +151,33 @@ fn layouts_parse_into_items() {
         ]
     );
 }
+
+#[test]
+fn end_all_sessions_gives_back_the_users_own_bytes() {
+    let world = World::start();
+    world.setup(crate::support::CONFIG);
+    let user = "# my own profile\r\n[personal]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n\
+                aws_secret_access_key = not-a-real-secret\n";
+    world.sandbox.write(world.sandbox.credentials_path(), user);
+    world
+        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    world
+        .rc(&["--no-agent", "use", "dev-admin"])
+        .run()
+        .success();
+    let xvfb = Xvfb::start(&world);
+    let app = App::start(&world, &xvfb);
+    app.wait_for_menu("dev-admin checked", |m| {
+        has_profile_items(m) && checked(m).iter().any(|l| l.starts_with("dev-admin — "))
+    });
+
+    app.click("End all sessions");
+    // the sessions are forgotten too: nothing renews them until a code is given
+    app.wait_for_menu("no profile with time left", |m| {
+        let p = profiles(m);
+        p.len() == 3 && p.iter().all(|(l, _)| !l.ends_with(" min left"))
+    });
+    assert_eq!(world.credentials(), user, "the user's own bytes changed");
+}

@@ -137,7 +137,9 @@ impl App {
             .env("LC_ALL", "C.UTF-8")
             .args(["call", "--address", &self.bus])
             .args(args)
-            .timeout(Duration::from_secs(10))
+            // the menu answers from the app's main thread, which a window being built can
+            // hold for a while on a loaded machine
+            .timeout(Duration::from_secs(60))
             .run()
     }
 
