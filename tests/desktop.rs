@@ -3,7 +3,7 @@
 //! running `rolecall daemon`.
 
 use crate::support::credfile::{expect_key_id, key_id};
-use crate::support::{App, Daemon, MenuItem, World, Xvfb, parse_layout};
+use crate::support::{App, Daemon, MenuItem, World, Xvfb, app_bin, parse_layout};
 
 /// Three profiles of one MFA source, all started by one refresh before the app runs.
 fn refreshed_world() -> World {
@@ -16,9 +16,10 @@ fn refreshed_world() -> World {
     world
 }
 
-/// The profile items: (label, checked).
+/// The profile items ("NAME — …" check items): (label, checked).
 fn profiles(menu: &[MenuItem]) -> Vec<(String, bool)> {
     menu.iter()
+        .filter(|i| i.label.contains(" — "))
         .filter_map(|i| Some((i.label.clone(), i.checked?)))
         .collect()
 }
@@ -180,4 +181,42 @@ fn end_all_sessions_gives_back_the_users_own_bytes() {
         p.len() == 3 && p.iter().all(|(l, _)| !l.ends_with(" min left"))
     });
     assert_eq!(world.credentials(), user, "the user's own bytes changed");
+}
+
+fn login_checked(menu: &[MenuItem]) -> Option<bool> {
+    menu.iter()
+        .find(|i| i.label == "Start at login")
+        .and_then(|i| i.checked)
+}
+
+#[test]
+fn start_at_login_writes_and_removes_a_quoted_entry_that_starts_hidden() {
+    let world = refreshed_world();
+    let xvfb = Xvfb::start(&world);
+    let app = App::start(&world, &xvfb);
+    let entry = world
+        .sandbox
+        .config_home()
+        .join("autostart/rolecall.desktop");
+    app.wait_for_menu("start at login unchecked", |m| {
+        login_checked(m) == Some(false)
+    });
+    assert!(!entry.exists());
+
+    app.click("Start at login");
+    app.wait_for_menu("start at login checked", |m| login_checked(m) == Some(true));
+    let text = std::fs::read_to_string(&entry).expect("the login entry was written");
+    let exec = format!("\nExec=\"{}\" --hidden\n", app_bin().display());
+    assert!(text.contains(&exec), "no {exec:?} in:\n{text}");
+    assert!(text.starts_with("[Desktop Entry]\n"), "{text}");
+    let validate = crate::support::TestCommand::new("desktop-file-validate", world.sandbox.env())
+        .arg(&entry)
+        .run();
+    assert_eq!(validate.code, Some(0), "{}", validate.streams());
+
+    app.click("Start at login");
+    app.wait_for_menu("start at login unchecked again", |m| {
+        login_checked(m) == Some(false)
+    });
+    assert!(!entry.exists(), "the login entry is still there");
 }

@@ -4,9 +4,9 @@
 //! agent (`rolecall status/refresh/use` then reach the app); when one runs, it attaches to it
 //! ([`backend`]). The tray ([`tray`]) follows the engine's events; windows ([`windows`]) are
 //! made on demand. The app keeps running with no window (it prevents the exit Tauri asks for
-//! when the last window closes) and opens none at start, so autostart's `--hidden` needs no
-//! handling yet. No AWS, keychain or file logic lives here: every action is one call into the
-//! backend.
+//! when the last window closes). At start it opens a window only when a code is already
+//! needed, and not with `--hidden` (what the login entry runs). No AWS, keychain or file logic
+//! lives here: every action is one call into the backend or core.
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
@@ -20,8 +20,10 @@ use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use anyhow::Context;
 use rolecall_core::config::Paths;
 use rolecall_core::events::Event;
+use rolecall_core::host;
 use tauri::{AppHandle, Manager, RunEvent, WindowEvent};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +46,8 @@ pub struct AppState {
     /// Every task the app spawns (actions, the redraw and event tasks); awaited on quit.
     tasks: TaskTracker,
     stop: CancellationToken,
+    /// Started with `--hidden` (at login): open no window by itself.
+    hidden: bool,
 }
 
 #[allow(
@@ -53,6 +57,7 @@ pub struct AppState {
 fn main() -> ExitCode {
     init_logging();
     let paths = Paths::from_env();
+    let hidden = std::env::args().skip(1).any(|a| a == "--hidden");
     let app = tauri::Builder::default()
         // a second launch hands over to the first and exits
         .plugin(tauri_plugin_single_instance::init(|_app, _argv, _cwd| {
@@ -72,6 +77,7 @@ fn main() -> ExitCode {
                 redraw: redraw.clone(),
                 tasks: TaskTracker::new(),
                 stop: CancellationToken::new(),
+                hidden,
             };
             let tray = Tray::build(app.handle(), on_action)?;
             // set before the state is managed: nothing else can have set it
@@ -117,8 +123,9 @@ fn main() -> ExitCode {
 /// MFA popup when the engine asks for a code.
 async fn redraws(app: AppHandle, mut changes: mpsc::Receiver<Option<Event>>) {
     let state = app.state::<AppState>();
-    // an engine that asked for a code before the app listened (an agent started earlier)
-    let mut first = true;
+    // an engine that asked for a code before the app listened (an agent started earlier);
+    // not at login, where the app opens no window by itself
+    let mut first = !state.hidden;
     loop {
         match state.backend.status().await {
             Ok(profiles) => {
@@ -129,8 +136,9 @@ async fn redraws(app: AppHandle, mut changes: mpsc::Receiver<Option<Event>>) {
                 {
                     on_action(&app, Action::EnterMfaCode);
                 }
+                let login = autostart_dir(&app).is_ok_and(|d| host::login::is_enabled(&d));
                 if let Some(tray) = state.tray.get()
-                    && let Err(e) = tray.show(&app, &profiles)
+                    && let Err(e) = tray.show(&app, &profiles, login)
                 {
                     tracing::warn!(error = %e, "cannot update the tray menu");
                 }
@@ -190,6 +198,13 @@ async fn act(app: &AppHandle, action: Action) -> anyhow::Result<()> {
             }
         }
         Action::OpenConfig => open_in_editor(backend.config_file()).await?,
+        Action::StartAtLogin => {
+            let dir = autostart_dir(app)?;
+            let exe = std::env::current_exe()?;
+            let on = !host::login::is_enabled(&dir);
+            host::login::set(&dir, &exe, on)
+                .with_context(|| format!("cannot change the login entry in {}", dir.display()))?;
+        }
         Action::EndAllSessions => backend.clear_all().await?,
         Action::Quit => {
             state.stop.cancel();
@@ -198,6 +213,11 @@ async fn act(app: &AppHandle, action: Action) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The XDG autostart directory (`$XDG_CONFIG_HOME/autostart`), as the toolkit resolves it.
+fn autostart_dir(app: &AppHandle) -> anyhow::Result<std::path::PathBuf> {
+    Ok(app.path().config_dir()?.join("autostart"))
 }
 
 /// Opens `path` with the desktop's handler for it.

@@ -29,6 +29,8 @@ pub enum Action {
     EnterMfaCode,
     /// Open the config file in the user's editor.
     OpenConfig,
+    /// Turn starting at login on or off.
+    StartAtLogin,
     /// Remove every managed section and forget cached sessions.
     EndAllSessions,
     /// Stop the app (and the engine it hosts).
@@ -41,6 +43,7 @@ impl Action {
         ("refresh-all", "Refresh all", Action::RefreshAll),
         ("enter-mfa-code", "Enter MFA code…", Action::EnterMfaCode),
         ("open-config", "Open config file", Action::OpenConfig),
+        ("start-at-login", "Start at login", Action::StartAtLogin),
         (
             "end-all-sessions",
             "End all sessions",
@@ -143,6 +146,8 @@ pub struct Tray {
     profiles: Mutex<Vec<(String, CheckMenuItem<Wry>)>>,
     /// Shown when no profile is configured.
     empty: MenuItem<Wry>,
+    /// "Start at login", checked while the login entry exists.
+    login: CheckMenuItem<Wry>,
 }
 
 impl Tray {
@@ -155,11 +160,23 @@ impl Tray {
         let empty = MenuItem::with_id(app, "none", "No profiles yet", false, None::<&str>)?;
         menu.append(&empty)?;
         menu.append(&PredefinedMenuItem::separator(app)?)?;
+        let login = CheckMenuItem::with_id(
+            app,
+            "start-at-login",
+            "Start at login",
+            true,
+            false,
+            None::<&str>,
+        )?;
         for (id, text, action) in Action::FIXED {
             if matches!(action, Action::OpenConfig | Action::Quit) {
                 menu.append(&PredefinedMenuItem::separator(app)?)?;
             }
-            menu.append(&MenuItem::with_id(app, *id, *text, true, None::<&str>)?)?;
+            if *action == Action::StartAtLogin {
+                menu.append(&login)?;
+            } else {
+                menu.append(&MenuItem::with_id(app, *id, *text, true, None::<&str>)?)?;
+            }
         }
         let icon = TrayIconBuilder::with_id(TRAY_ID)
             .icon(Image::from_bytes(Overall::Fresh.icon())?)
@@ -175,12 +192,19 @@ impl Tray {
             menu,
             profiles: Mutex::new(Vec::new()),
             empty,
+            login,
         })
     }
 
     /// Shows `profiles`: labels, check marks (a click toggles a check item by itself, so every
-    /// mark is set again) and the overall icon.
-    pub fn show(&self, app: &AppHandle, profiles: &[ProfileStatus]) -> tauri::Result<()> {
+    /// mark is set again) and the overall icon; and whether the app starts at login.
+    pub fn show(
+        &self,
+        app: &AppHandle,
+        profiles: &[ProfileStatus],
+        starts_at_login: bool,
+    ) -> tauri::Result<()> {
+        self.login.set_checked(starts_at_login)?;
         let mut items = match self.profiles.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),

@@ -176,3 +176,99 @@ pub const SECRET_SAFE_LOG_CAPS: &[(&str, tracing::Level)] = {
         ("dbus_secret_service_keyring_store", Level::INFO),
     ]
 };
+
+/// Starting a host at login, the freedesktop way: a desktop entry named [`login::ENTRY`] in
+/// the XDG autostart directory, which the caller names (the tray app asks its toolkit for the
+/// config directory; this crate reads no environment outside `config::Paths`). The entry runs
+/// the given executable with `--hidden`, so that a login start opens no window.
+pub mod login {
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+
+    /// The entry's file name.
+    pub const ENTRY: &str = "rolecall.desktop";
+
+    /// The entry's path in `autostart_dir`.
+    pub fn entry(autostart_dir: &Path) -> PathBuf {
+        autostart_dir.join(ENTRY)
+    }
+
+    /// Whether the entry exists.
+    pub fn is_enabled(autostart_dir: &Path) -> bool {
+        entry(autostart_dir).is_file()
+    }
+
+    /// Writes (atomically) or removes the entry that starts `exe --hidden` at login.
+    pub fn set(autostart_dir: &Path, exe: &Path, enabled: bool) -> std::io::Result<()> {
+        let path = entry(autostart_dir);
+        if !enabled {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            };
+        }
+        std::fs::create_dir_all(autostart_dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(autostart_dir)?;
+        tmp.write_all(desktop_entry(exe).as_bytes())?;
+        tmp.persist(&path).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// The entry's text: `Exec` holds the executable as one quoted argument, escaped as the
+    /// Desktop Entry spec says (inside quotes `"`, `` ` ``, `$` and `\` get a backslash; then
+    /// the value's own escaping doubles every backslash; `%` is doubled, since a lone one
+    /// starts a field code), so a path with spaces or quotes still runs.
+    pub fn desktop_entry(exe: &Path) -> String {
+        let mut quoted = String::new();
+        for c in exe.to_string_lossy().chars() {
+            match c {
+                '"' | '`' | '$' | '\\' => {
+                    quoted.push('\\');
+                    quoted.push(c);
+                }
+                '%' => quoted.push_str("%%"),
+                _ => quoted.push(c),
+            }
+        }
+        let exec = format!("\"{}\" --hidden", quoted.replace('\\', "\\\\"));
+        format!(
+            "[Desktop Entry]\nType=Application\nName=Rolecall\n\
+             Comment=Keeps AWS temporary credentials fresh\nExec={exec}\nTerminal=false\n\
+             X-GNOME-Autostart-enabled=true\n"
+        )
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn exec_quotes_and_escapes_the_path() {
+            let text = desktop_entry(Path::new("/opt/my apps/100%/a\"b$c/rolecall-app"));
+            assert!(
+                text.contains(
+                    "\nExec=\"/opt/my apps/100%%/a\\\\\"b\\\\$c/rolecall-app\" --hidden\n"
+                ),
+                "{text}"
+            );
+            let plain = desktop_entry(Path::new("/usr/bin/rolecall-app"));
+            assert!(
+                plain.contains("\nExec=\"/usr/bin/rolecall-app\" --hidden\n"),
+                "{plain}"
+            );
+        }
+
+        #[test]
+        fn set_writes_and_removes_the_entry() {
+            let dir = tempfile::tempdir().unwrap();
+            let autostart = dir.path().join("autostart");
+            assert!(!is_enabled(&autostart));
+            set(&autostart, Path::new("/usr/bin/rolecall-app"), true).unwrap();
+            assert!(is_enabled(&autostart));
+            set(&autostart, Path::new("/usr/bin/rolecall-app"), false).unwrap();
+            assert!(!is_enabled(&autostart));
+            // removing what is not there is fine
+            set(&autostart, Path::new("/usr/bin/rolecall-app"), false).unwrap();
+        }
+    }
+}
