@@ -33,7 +33,7 @@ deps-windows: ## the cross toolchain and Wine for test-windows (Debian packages)
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-build: ## build the rolecall binary (debug)
+build: ## build the rolecall binary and the tray app, rolecall-app (debug)
 	$(CARGO) build --workspace --bins
 
 test: deps ## everything CI runs: format, lints, unit and integration tests
@@ -59,7 +59,8 @@ bench: deps ## print the benchmark tables (the daemon ones take ~2 min)
 demo: deps build ## a throwaway HOME, a local STS, a demo key with MFA and three roles
 	@bash installers/demo.sh
 
-run: demo ## for now the same as demo
+run: deps build ## the tray app in your panel on the demo set-up (throwaway HOME, local STS, private keychain)
+	@bash installers/demo.sh --app
 
 clean:
 	rm -rf $(BUILD) target

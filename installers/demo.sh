@@ -3,7 +3,14 @@
 # A throwaway HOME, a local STS (moto), a private D-Bus session with its own gnome-keyring,
 # a DEMO key (AWS's documented example key), three roles. Everything started here is stopped
 # by PID on exit.
+# `make run` (`--app`): the same set-up, then the tray app in your real panel: a demo
+# `rolecall daemon` hosts the engine on the private bus (so the demo keychain is the only one
+# touched) and the app, on your own session bus so that your panel shows it, attaches to it.
+# Answer its MFA popup with any 6 digits; quitting the app stops everything.
 set -euo pipefail
+app_mode=false
+[ "${1:-}" = --app ] && app_mode=true
+user_bus=${DBUS_SESSION_BUS_ADDRESS:-}
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv=${ROLECALL_VENV:-$root/build/venv}
 bin=$root/target/debug/rolecall
@@ -71,6 +78,18 @@ duration = "2h"
 source = "dev-admin"
 role_arn = "arn:aws:iam::444444444444:role/Audit"
 TOML
+if $app_mode; then
+  app=$root/target/debug/rolecall-app
+  [ -x "$app" ] || { echo "run: build first: make build" >&2; exit 2; }
+  [ -n "$user_bus" ] && [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] ||
+    { echo "run: needs a desktop session (DISPLAY and a session bus)" >&2; exit 2; }
+  "$bin" daemon >"$demo_home/daemon.log" 2>&1 &  # the binary itself: its pid is what cleanup kills
+  pids+=($!)
+  for _ in $(seq 100); do [ -S "$XDG_RUNTIME_DIR/rolecall/agent.sock" ] && break; sleep 0.05; done
+  echo "run: the tray app is starting; it asks for an MFA code (any 6 digits). Quit it from its menu."
+  DBUS_SESSION_BUS_ADDRESS=$user_bus "$app" 2>"$demo_home/app.log" || true
+  exit 0
+fi
 run rolecall status
 run rolecall refresh --mfa-code - <<<123456   # the code on stdin, not in `ps`
 run rolecall use dev-admin

@@ -10,6 +10,7 @@ mod support;
 mod cli;
 mod credfile;
 mod daemon;
+mod desktop;
 mod e2e;
 mod faults;
 mod serve;

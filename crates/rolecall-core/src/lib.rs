@@ -15,6 +15,7 @@ pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod host;
 pub mod iam;
 pub mod scheduler;
 pub mod serve;
@@ -29,3 +30,4 @@ pub use engine::{
     ProfileStatus, RefreshOptions, SourceInfo, State, SystemClock, Targets,
 };
 pub use error::Error;
+pub use host::Host;

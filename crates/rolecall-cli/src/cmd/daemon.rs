@@ -3,83 +3,48 @@
 //! Without `--once`: binds the per-user agent socket (refusing to start when another agent
 //! runs), runs the refresh scheduler, and serves the agent until SIGTERM or SIGINT; SIGHUP
 //! reloads the config. (On Windows: until Ctrl-C, Ctrl-Break, console close or shutdown; the
-//! config file watcher is the only reload there.) Shutdown cancels both tasks and waits for them; a file write in flight
-//! runs on the blocking pool, which the runtime lets finish before the process exits, and it
-//! is atomic anyway (temp file + rename). With `--once`: renews what is due and exits (cron
-//! mode), with `refresh`'s exit codes.
-
-use std::sync::Arc;
+//! config file watcher is the only reload there.) The start-up and the tasks are
+//! [`rolecall_core::host`]'s (the tray app runs the same); this module owns only the signals.
+//! Shutdown cancels both tasks and waits for them; a file write in flight runs on the blocking
+//! pool, which the runtime lets finish before the process exits, and it is atomic anyway (temp
+//! file + rename). With `--once`: renews what is due and exits (cron mode), with `refresh`'s
+//! exit codes.
 
 use anyhow::Context;
-use rolecall_core::config::{Config, Paths};
-use rolecall_core::serve::agent::{AgentSocket, serve};
+use rolecall_core::config::Paths;
+use rolecall_core::host;
 use rolecall_core::serve::protocol::Report;
-use rolecall_core::{Engine, NoPrompt};
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
 use crate::cli::DaemonArgs;
 
 pub async fn run(paths: Paths, args: DaemonArgs) -> anyhow::Result<u8> {
-    let config = Config::load(&paths.config_file).map_err(rolecall_core::Error::from)?;
-    // a daemon cannot prompt: codes come through the agent (`rolecall refresh`, the tray app)
-    let engine = Engine::builder(paths.clone())
-        .config(Arc::new(config))
-        .mfa_prompter(Arc::new(NoPrompt))
-        .build()
-        .await
-        .context("starting the engine")?;
     if args.once {
+        // a daemon cannot prompt: codes come through the agent (`rolecall refresh`, the app)
+        let engine = host::engine(paths.clone()).await?;
         let outcomes = engine.run_once().await?;
         return Ok(crate::cmd::refresh::print(&Report::all(&outcomes), &paths));
     }
-    let socket = AgentSocket::bind(&paths.runtime_dir)?;
-    tracing::info!(
-        pid = std::process::id(),
-        socket = %socket.path().display(),
-        config = %paths.config_file.display(),
-        "rolecall daemon started"
-    );
-    let shutdown = CancellationToken::new();
-    let handle = engine.handle();
-    let mut tasks = JoinSet::new();
-    tasks.spawn(serve(socket, handle.clone(), shutdown.clone()));
-    let token = shutdown.clone();
-    tasks.spawn(async move {
-        if let Err(e) = engine.run(token).await {
-            tracing::error!(error = %e, "the scheduler stopped");
-        }
-    });
+    // the engine's errors as they are, so that a config error keeps its exit code
+    let mut host = host::start(paths).await.map_err(|e| match e {
+        host::Error::Engine(e) => anyhow::Error::from(e),
+        e => e.into(),
+    })?;
+    tracing::info!(pid = std::process::id(), "rolecall daemon started");
     let mut signals = Signals::install()?;
-    // reloads run beside this loop, not in it: a reload waits for a refresh in flight, and a
-    // SIGTERM meanwhile must still be heard. Nor in `tasks`, where a task ending ends the
-    // daemon. Dropping this set on the way out aborts a reload still waiting; a file write it
-    // already started finishes on the blocking pool (atomically, like every write).
-    let mut reloads = JoinSet::new();
     loop {
         tokio::select! {
             signal = signals.next() => match signal {
                 Signal::Stop(name) => { tracing::info!("{name}: shutting down"); break; }
                 Signal::Reload => {
                     tracing::info!("SIGHUP: reloading the config");
-                    while reloads.try_join_next().is_some() {}
-                    let handle = handle.clone();
-                    reloads.spawn(async move {
-                        if let Err(e) = handle.reload().await {
-                            tracing::error!(
-                                error = %e,
-                                "config not reloaded; keeping the previous one"
-                            );
-                        }
-                    });
+                    host.reload();
                 }
             },
             // a task ending on its own (the scheduler failing) ends the daemon
-            Some(_) = tasks.join_next() => { tracing::error!("a daemon task ended"); break; }
+            () = host.stopped() => break,
         }
     }
-    shutdown.cancel();
-    while tasks.join_next().await.is_some() {}
+    host.join().await;
     tracing::info!("rolecall daemon stopped");
     Ok(crate::exit::OK)
 }

@@ -1,0 +1,234 @@
+//! The one seam between the shell and the engine: the app either hosts the engine itself
+//! ([`rolecall_core::host`], when no agent runs, so `rolecall status/refresh/use` reach the app)
+//! or attaches to the agent that already runs (a `rolecall daemon`, the systemd unit) and does
+//! everything through the agent protocol. Both answer the same few calls the tray and the
+//! windows make; nothing here knows AWS, the keychain or the credentials file.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use rolecall_core::config::{Config, Paths};
+use rolecall_core::events::Event;
+use rolecall_core::serve::client::AgentClient;
+use rolecall_core::serve::protocol::{Report, ReportKind};
+use rolecall_core::{EngineHandle, Host, ProfileStatus, State, Targets, host};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::windows::MfaPrompt;
+
+/// Where the engine runs.
+pub enum Backend {
+    /// In this process: the app is the user's agent.
+    Hosted {
+        /// The hosted engine.
+        engine: EngineHandle,
+        /// Its tasks; taken on [`Backend::stop`].
+        host: tokio::sync::Mutex<Option<Host>>,
+    },
+    /// In another process (a `rolecall daemon`), reached over its socket.
+    Attached {
+        /// The agent's runtime directory.
+        runtime_dir: PathBuf,
+        /// The paths the app was started with.
+        paths: Paths,
+    },
+}
+
+impl Backend {
+    /// Attaches to the running agent of `paths`, or hosts the engine when none runs. A host
+    /// that loses the race for the agent lock to another starting agent attaches to it.
+    pub async fn start(paths: Paths) -> anyhow::Result<Backend> {
+        if AgentClient::connect(&paths.runtime_dir).await?.is_some() {
+            return Ok(Self::attached(paths));
+        }
+        match host::start(paths.clone()).await {
+            Ok(host) => Ok(Backend::Hosted {
+                engine: host.engine().clone(),
+                host: tokio::sync::Mutex::new(Some(host)),
+            }),
+            Err(e) if e.is_already_running() => Ok(Self::attached(paths)),
+            Err(e) => Err(e).context("starting the rolecall engine"),
+        }
+    }
+
+    fn attached(paths: Paths) -> Backend {
+        tracing::info!("a rolecall agent runs; the app attaches to it");
+        Backend::Attached {
+            runtime_dir: paths.runtime_dir.clone(),
+            paths,
+        }
+    }
+
+    /// Whether the app hosts the engine.
+    pub fn is_hosted(&self) -> bool {
+        matches!(self, Backend::Hosted { .. })
+    }
+
+    async fn client(&self) -> anyhow::Result<AgentClient> {
+        let Backend::Attached { runtime_dir, .. } = self else {
+            anyhow::bail!("internal error: no agent client for a hosted engine");
+        };
+        AgentClient::connect(runtime_dir)
+            .await?
+            .context("the rolecall agent stopped; restart the app")
+    }
+
+    /// Every profile's status.
+    pub async fn status(&self) -> anyhow::Result<Vec<ProfileStatus>> {
+        match self {
+            Backend::Hosted { engine, .. } => Ok(engine.status().await?),
+            Backend::Attached { .. } => Ok(self.client().await?.status().await?),
+        }
+    }
+
+    /// Makes `profile` active (mirrored into `[default]`).
+    pub async fn use_profile(&self, profile: &str) -> anyhow::Result<()> {
+        match self {
+            Backend::Hosted { engine, .. } => {
+                engine
+                    .use_profile(Some(profile), false, Default::default())
+                    .await?;
+            }
+            Backend::Attached { .. } => {
+                let mut c = self.client().await?;
+                c.use_profile(Some(profile.to_string()), false, None)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Renews every profile that is due; failures are the engine's messages.
+    pub async fn refresh_all(&self) -> anyhow::Result<Vec<Report>> {
+        match self {
+            Backend::Hosted { engine, .. } => {
+                let outcomes = engine.refresh(&Targets::All, Default::default()).await?;
+                Ok(Report::all(&outcomes))
+            }
+            Backend::Attached { .. } => {
+                Ok(self.client().await?.refresh(vec![], false, None).await?)
+            }
+        }
+    }
+
+    /// Starts `source`'s session with an MFA code; the error of the first profile that failed.
+    pub async fn supply_mfa(&self, source: &str, code: String) -> anyhow::Result<()> {
+        let reports = match self {
+            Backend::Hosted { engine, .. } => Report::all(&engine.supply_mfa(source, code).await?),
+            Backend::Attached { .. } => self.client().await?.mfa(source, code).await?,
+        };
+        match reports.into_iter().find(|r| r.result == ReportKind::Failed) {
+            Some(r) => anyhow::bail!(r.message.unwrap_or_else(|| "renewing failed".into())),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes every managed section and forgets cached sessions (`rolecall clear`). Attached,
+    /// the agent protocol has no clear, and clearing in this process would open the keychain
+    /// of this process's session bus, which need not be the agent's (`make run` attaches to a
+    /// demo daemon on a private bus): the user is told to run `rolecall clear` instead.
+    pub async fn clear_all(&self) -> anyhow::Result<()> {
+        match self {
+            Backend::Hosted { engine, .. } => {
+                engine.clear(&Targets::All).await?;
+                Ok(())
+            }
+            Backend::Attached { .. } => anyhow::bail!(
+                "the running rolecall agent cannot end sessions for the app; run `rolecall clear`"
+            ),
+        }
+    }
+
+    /// What the tray's "Enter MFA code…" asks for: the source of the first profile that needs
+    /// a code, else of the active profile, else of the first; `None` with no profile.
+    pub async fn mfa_target(&self) -> anyhow::Result<Option<MfaPrompt>> {
+        let status = self.status().await?;
+        let pick = status
+            .iter()
+            .find(|p| p.state == State::NeedsMfa)
+            .or_else(|| status.iter().find(|p| p.active))
+            .or(status.first());
+        let Some(p) = pick else { return Ok(None) };
+        let config = Config::load(&self.config_file())?;
+        Ok(Some(MfaPrompt {
+            source: p.source.clone(),
+            mfa_serial: config
+                .sources
+                .get(&p.source)
+                .and_then(|s| s.mfa_serial.clone()),
+        }))
+    }
+
+    /// The config file in force.
+    pub fn config_file(&self) -> PathBuf {
+        match self {
+            Backend::Hosted { engine, .. } => engine.paths().config_file.clone(),
+            Backend::Attached { paths, .. } => paths.config_file.clone(),
+        }
+    }
+
+    /// Sends `()` on `changed` after every engine event until `stop`; the tray then redraws.
+    /// Attached, a lost agent ends the stream (logged).
+    pub async fn watch(&self, changed: mpsc::Sender<Option<Event>>, stop: CancellationToken) {
+        match self {
+            Backend::Hosted { engine, .. } => {
+                let mut events = engine.subscribe();
+                loop {
+                    let event = tokio::select! {
+                        () = stop.cancelled() => return,
+                        e = events.recv() => e,
+                    };
+                    let event = match event {
+                        Ok(e) => Some(e),
+                        // lost some: redraw from the status anyway
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    };
+                    if changed.send(event).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Backend::Attached { .. } => {
+                if let Err(e) = self.watch_agent(&changed, &stop).await {
+                    tracing::warn!(error = %format!("{e:#}"), "stopped following the agent");
+                }
+            }
+        }
+    }
+
+    async fn watch_agent(
+        &self,
+        changed: &mpsc::Sender<Option<Event>>,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut client = self.client().await?;
+        client.subscribe().await?;
+        loop {
+            let line = tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                l = client.next_event() => l?,
+            };
+            let Some(line) = line else {
+                anyhow::bail!("the rolecall agent closed the event stream");
+            };
+            // `{"v":1,"event":{…}}` or `{"v":1,"lagged":N}`: either way, redraw
+            let event = line
+                .get("event")
+                .and_then(|e| serde_json::from_value::<Event>(e.clone()).ok());
+            if changed.send(event).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Stops a hosted engine (its scheduler and agent) and waits for it; attached, nothing.
+    pub async fn stop(&self) {
+        if let Backend::Hosted { host, .. } = self
+            && let Some(host) = host.lock().await.take()
+        {
+            host.join().await;
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The app's windows, created on demand and destroyed when closed (no hidden webview is kept:
+//! a WebKit web process costs ~150 MB). Only the MFA popup so far: one window per source,
+//! labelled `mfa-N`; the label → source map lives here, so a page never names the source it
+//! submits for.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use tauri::{AppHandle, Manager, WebviewUrl, WebviewWindowBuilder};
+
+/// What an MFA popup asks for.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MfaPrompt {
+    /// The source whose session needs a code.
+    pub source: String,
+    /// Its MFA device, when known.
+    pub mfa_serial: Option<String>,
+}
+
+/// The open MFA popups.
+#[derive(Default)]
+pub struct Windows {
+    mfa: Mutex<BTreeMap<String, MfaPrompt>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Windows {
+    fn mfa(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, MfaPrompt>> {
+        match self.mfa.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The prompt of the popup labelled `label`.
+    pub fn mfa_prompt(&self, label: &str) -> Option<MfaPrompt> {
+        self.mfa().get(label).cloned()
+    }
+
+    /// Opens (or focuses) the MFA popup of `prompt.source`.
+    pub fn open_mfa(&self, app: &AppHandle, prompt: MfaPrompt) -> tauri::Result<()> {
+        let existing = self
+            .mfa()
+            .iter()
+            .find(|(_, p)| p.source == prompt.source)
+            .map(|(l, _)| l.clone());
+        if let Some(window) = existing.and_then(|l| app.get_webview_window(&l)) {
+            return window.set_focus();
+        }
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let label = format!("mfa-{n}");
+        self.mfa().insert(label.clone(), prompt);
+        let built = WebviewWindowBuilder::new(app, &label, WebviewUrl::App("mfa.html".into()))
+            .title("Rolecall: MFA code")
+            .inner_size(380.0, 260.0)
+            .resizable(false)
+            .build();
+        if let Err(e) = built {
+            self.mfa().remove(&label);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Forgets a destroyed window.
+    pub fn destroyed(&self, label: &str) {
+        self.mfa().remove(label);
+    }
+}

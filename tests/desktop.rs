@@ -1,0 +1,222 @@
+//! The tray app (`rolecall-app`) under Xvfb on the keyring's session bus: its menu read and
+//! clicked over D-Bus (`com.canonical.dbusmenu`), hosting the engine itself or attached to a
+//! running `rolecall daemon`.
+
+use crate::support::credfile::{expect_key_id, key_id};
+use crate::support::{App, Daemon, MenuItem, World, Xvfb, app_bin, parse_layout};
+
+/// Three profiles of one MFA source, all started by one refresh before the app runs.
+fn refreshed_world() -> World {
+    let world = World::start();
+    world.setup(crate::support::CONFIG);
+    world
+        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    world
+}
+
+/// The profile items ("NAME — …" check items): (label, checked).
+fn profiles(menu: &[MenuItem]) -> Vec<(String, bool)> {
+    menu.iter()
+        .filter(|i| i.label.contains(" — "))
+        .filter_map(|i| Some((i.label.clone(), i.checked?)))
+        .collect()
+}
+
+fn checked(menu: &[MenuItem]) -> Vec<String> {
+    profiles(menu)
+        .into_iter()
+        .filter(|(_, c)| *c)
+        .map(|(l, _)| l)
+        .collect()
+}
+
+fn has_profile_items(menu: &[MenuItem]) -> bool {
+    let p = profiles(menu);
+    p.len() == 3 && p.iter().all(|(l, _)| l.ends_with(" min left"))
+}
+
+/// Clicks `profile` and waits for `[default]` to become its credentials and the check mark
+/// to move to it alone.
+fn click_and_expect_active(world: &World, app: &App, profile: &str) {
+    app.click(&format!("{profile} — "));
+    let menu = app.wait_for_menu(&format!("{profile} checked alone"), |m| {
+        let c = checked(m);
+        c.len() == 1 && c[0].starts_with(&format!("{profile} — "))
+    });
+    assert!(has_profile_items(&menu), "{menu:#?}");
+    let creds = world.credentials();
+    assert_eq!(
+        key_id(&creds, "default"),
+        Some(expect_key_id(&creds, profile)),
+        "[default] is not {profile}'s credentials:\n{creds}"
+    );
+}
+
+#[test]
+fn tray_lists_profiles_and_a_click_makes_one_active() {
+    let world = refreshed_world();
+    let xvfb = Xvfb::start(&world);
+    let app = App::start(&world, &xvfb);
+
+    let menu = app.wait_for_menu("the three profiles, none checked", |m| {
+        has_profile_items(m) && checked(m).is_empty()
+    });
+    let labels: Vec<String> = profiles(&menu).into_iter().map(|(l, _)| l).collect();
+    for name in ["dev-admin", "audit", "session"] {
+        assert!(
+            labels.iter().any(|l| l.starts_with(&format!("{name} — "))),
+            "no item for {name}: {labels:?}"
+        );
+    }
+    for fixed in [
+        "Refresh all",
+        "Enter MFA code…",
+        "Open config file",
+        "End all sessions",
+        "Quit",
+    ] {
+        assert!(
+            menu.iter().any(|i| i.label == fixed),
+            "no {fixed:?} in {menu:#?}"
+        );
+    }
+    assert_eq!(key_id(&world.credentials(), "default"), None);
+
+    click_and_expect_active(&world, &app, "dev-admin");
+    click_and_expect_active(&world, &app, "session");
+}
+
+#[test]
+fn the_hosting_app_is_the_agent_the_cli_reaches() {
+    let world = refreshed_world();
+    let xvfb = Xvfb::start(&world);
+    let app = App::start(&world, &xvfb);
+    app.wait_for_menu("the profiles", has_profile_items);
+    assert!(
+        app.log().contains("hosted=true"),
+        "the app did not host the engine:\n{}",
+        app.log()
+    );
+
+    // `use` goes through the app's agent: the app hears of it at once, not on its next redraw
+    world.rc(&["use", "audit"]).run().success();
+    app.wait_for_menu("audit checked", |m| {
+        checked(m).iter().any(|l| l.starts_with("audit — "))
+    });
+}
+
+#[test]
+fn attached_to_a_running_daemon_the_menu_is_the_same_and_clicks_work() {
+    let world = refreshed_world();
+    let _daemon = Daemon::start(&world);
+    let xvfb = Xvfb::start(&world);
+    let app = App::start(&world, &xvfb);
+    app.wait_for_menu("the three profiles, none checked", |m| {
+        has_profile_items(m) && checked(m).is_empty()
+    });
+    assert!(
+        app.log().contains("hosted=false"),
+        "the app did not attach to the daemon:\n{}",
+        app.log()
+    );
+
+    click_and_expect_active(&world, &app, "dev-admin");
+}
+
+#[test]
+fn layouts_parse_into_items() {
+    let text = "(uint32 4, (0, {'children-display': <'submenu'>}, [<(1, {'label': \
+                <'dev-admin — 59 min left'>, 'toggle-type': <'checkmark'>, 'toggle-state': \
+                <1>}, @av [])>, <(2, {'type': <'separator'>}, @av [])>, <(3, {'label': \
+                <'Refresh all'>}, @av [])>]))";
+    assert_eq!(
+        parse_layout(text),
+        vec![
+            MenuItem {
+                id: 1,
+                label: "dev-admin — 59 min left".into(),
+                checked: Some(true)
+            },
+            MenuItem {
+                id: 2,
+                label: String::new(),
+                checked: None
+            },
+            MenuItem {
+                id: 3,
+                label: "Refresh all".into(),
+                checked: None
+            },
+        ]
+    );
+}
+
+#[test]
+fn end_all_sessions_gives_back_the_users_own_bytes() {
+    let world = World::start();
+    world.setup(crate::support::CONFIG);
+    let user = "# my own profile\r\n[personal]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n\
+                aws_secret_access_key = not-a-real-secret\n";
+    world.sandbox.write(world.sandbox.credentials_path(), user);
+    world
+        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    world
+        .rc(&["--no-agent", "use", "dev-admin"])
+        .run()
+        .success();
+    let xvfb = Xvfb::start(&world);
+    let app = App::start(&world, &xvfb);
+    app.wait_for_menu("dev-admin checked", |m| {
+        has_profile_items(m) && checked(m).iter().any(|l| l.starts_with("dev-admin — "))
+    });
+
+    app.click("End all sessions");
+    // the sessions are forgotten too: nothing renews them until a code is given
+    app.wait_for_menu("no profile with time left", |m| {
+        let p = profiles(m);
+        p.len() == 3 && p.iter().all(|(l, _)| !l.ends_with(" min left"))
+    });
+    assert_eq!(world.credentials(), user, "the user's own bytes changed");
+}
+
+fn login_checked(menu: &[MenuItem]) -> Option<bool> {
+    menu.iter()
+        .find(|i| i.label == "Start at login")
+        .and_then(|i| i.checked)
+}
+
+#[test]
+fn start_at_login_writes_and_removes_a_quoted_entry_that_starts_hidden() {
+    let world = refreshed_world();
+    let xvfb = Xvfb::start(&world);
+    let app = App::start(&world, &xvfb);
+    let entry = world
+        .sandbox
+        .config_home()
+        .join("autostart/rolecall.desktop");
+    app.wait_for_menu("start at login unchecked", |m| {
+        login_checked(m) == Some(false)
+    });
+    assert!(!entry.exists());
+
+    app.click("Start at login");
+    app.wait_for_menu("start at login checked", |m| login_checked(m) == Some(true));
+    let text = std::fs::read_to_string(&entry).expect("the login entry was written");
+    let exec = format!("\nExec=\"{}\" --hidden\n", app_bin().display());
+    assert!(text.contains(&exec), "no {exec:?} in:\n{text}");
+    assert!(text.starts_with("[Desktop Entry]\n"), "{text}");
+    let validate = crate::support::TestCommand::new("desktop-file-validate", world.sandbox.env())
+        .arg(&entry)
+        .run();
+    assert_eq!(validate.code, Some(0), "{}", validate.streams());
+
+    app.click("Start at login");
+    app.wait_for_menu("start at login unchecked again", |m| {
+        login_checked(m) == Some(false)
+    });
+    assert!(!entry.exists(), "the login entry is still there");
+}
