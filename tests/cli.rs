@@ -462,3 +462,90 @@ tab rolecall st
         assert_contains!(out.stdout, "COMPLETE=");
     }
 }
+
+#[test]
+fn issue_14_duration_messages_show_the_format_and_write_durations_as_people_do() {
+    let world = World::start();
+    let profile = "[sources.work]\n\n[profiles.p]\nsource = \"work\"\n\
+                   role_arn = \"arn:aws:iam::222222222222:role/A\"\n";
+    world.sandbox.write(
+        world.sandbox.config_path(),
+        &format!("{profile}duration = 900\n"),
+    );
+    let out = world.rc(&["status"]).run().code_is(2);
+    assert_contains!(out.stderr, "profiles.p.duration");
+    assert_contains!(out.stderr, "e.g. duration = \"1h\"");
+    world.sandbox.write(
+        world.sandbox.config_path(),
+        "[sources.work]\nsession_duration = \"40h\"\n",
+    );
+    let out = world.rc(&["status"]).run().code_is(2);
+    assert_contains!(out.stderr, "40h is out of range: must be from 15m to 36h");
+    assert_not_contains!(out.stderr, "day");
+}
+
+#[test]
+fn issue_14_use_none_leaves_no_empty_settings_and_a_table_written_twice_is_named() {
+    let world = World::start();
+    let config = CONFIG.replace("[settings]\nsts_timeout = \"2s\"\n", "");
+    world.setup(&config);
+    world
+        .rc(&["--no-agent", "use", "dev-admin", "--mfa-code", "123456"])
+        .run()
+        .success();
+    assert_contains!(
+        world.sandbox.read(world.sandbox.config_path()),
+        "[settings]"
+    );
+    world.rc(&["--no-agent", "use", "--none"]).run().success();
+    let text = world.sandbox.read(world.sandbox.config_path());
+    assert_not_contains!(text, "[settings]");
+    // README's block, appended, works
+    world.sandbox.write(
+        world.sandbox.config_path(),
+        &format!("{text}\n[settings]\nrefresh_before = \"20m\"\n"),
+    );
+    world.rc(&["--no-agent", "status"]).run().success();
+    // and a table written twice says which, and where the first one is
+    world.sandbox.write(
+        world.sandbox.config_path(),
+        &format!("[settings]\n\n{config}\n[settings]\nrefresh_before = \"20m\"\n"),
+    );
+    let out = world.rc(&["--no-agent", "status"]).run().code_is(2);
+    assert_contains!(
+        out.stderr,
+        "table [settings] is written twice (first at line 1); merge the two into one"
+    );
+}
+
+/// `make demo` (installers/demo.sh) shows the config it used, and removes its throwaway HOME,
+/// which holds live demo credentials, when it ends.
+#[test]
+fn issue_14_the_demo_shows_its_config_and_removes_its_home() {
+    let sandbox = crate::support::Sandbox::new();
+    let script = crate::support::workspace_root().join("installers/demo.sh");
+    let out = TestCommand::new("bash", sandbox.env())
+        .arg(&script)
+        .env("ROLECALL_VENV", crate::support::venv_dir())
+        .current_dir(sandbox.home())
+        .timeout(Duration::from_secs(120))
+        .run()
+        .success();
+    let home = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("demo HOME: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the demo names its HOME:\n{}", out.streams()))
+        .to_owned();
+    assert!(home.starts_with("/tmp/rolecall-demo."), "{home}");
+    assert_contains!(out.stdout, "/rolecall/config.toml\n[sources.demo]\n");
+    assert_contains!(out.stdout, "[profiles.dev-admin]");
+    let left = std::path::Path::new(&home).exists();
+    if left {
+        // not to litter /tmp with demo credentials when this fails
+        let _ = std::fs::remove_dir_all(&home);
+    }
+    assert!(!left, "{home} is left behind:\n{}", out.streams());
+    assert_contains!(out.stdout, &format!("removed {home}"));
+}
