@@ -2,7 +2,8 @@
 # `make demo`: Rolecall end to end on this machine, touching nothing of yours.
 # A throwaway HOME, a local STS (moto), a private D-Bus session with its own gnome-keyring,
 # a DEMO key (AWS's documented example key), three roles. Everything started here is stopped
-# by PID on exit.
+# by PID on exit, and the throwaway HOME (it holds live demo credentials) is removed, unless
+# ROLECALL_DEMO_KEEP=1.
 # `make run` (`--app`): the same set-up, then the tray app in your real panel: a demo
 # `rolecall daemon` hosts the engine on the private bus (so the demo keychain is the only one
 # touched) and the app, on your own session bus so that your panel shows it, attaches to it.
@@ -21,7 +22,14 @@ demo_home=$(mktemp -d /tmp/rolecall-demo.XXXXXX)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  echo "demo: stopped ${#pids[@]} processes; files kept in $demo_home"
+  # wait for them, so that nothing writes into the directory while it is removed
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ "${ROLECALL_DEMO_KEEP:-}" = 1 ]; then
+    echo "demo: stopped ${#pids[@]} processes; files kept in $demo_home (ROLECALL_DEMO_KEEP=1)"
+  else
+    rm -rf "$demo_home"
+    echo "demo: stopped ${#pids[@]} processes; removed $demo_home (ROLECALL_DEMO_KEEP=1 keeps it)"
+  fi
 }
 trap cleanup EXIT
 
@@ -90,6 +98,7 @@ if $app_mode; then
   DBUS_SESSION_BUS_ADDRESS=$user_bus "$app" 2>"$demo_home/app.log" || true
   exit 0
 fi
+run cat "$XDG_CONFIG_HOME/rolecall/config.toml"   # the config this demo uses
 run rolecall status
 run rolecall refresh --mfa-code - <<<123456   # the code on stdin, not in `ps`
 run rolecall use dev-admin

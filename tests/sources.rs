@@ -394,3 +394,25 @@ fn config_rejects_mfa_serial_on_an_instance_profile_source() {
         "only applies to sources of kind \"keychain\" or \"environment\""
     );
 }
+
+#[test]
+fn issue_14_detect_mfa_for_a_user_iam_does_not_know_says_so_once() {
+    let world = World::start();
+    // moto's GetCallerIdentity names the test key's owner `moto`, a user its IAM does not have
+    let out = world
+        .rc(&["keys", "add", "work", "--detect-mfa"])
+        .env("AWS_ENDPOINT_URL_IAM", world.proxy.url())
+        .stdin(format!("{TEST_ACCESS_KEY_ID}\n{TEST_SECRET_ACCESS_KEY}\n"))
+        .run()
+        .code_is(1);
+    assert_contains!(out.stderr, "IAM has no user moto (NoSuchEntity)");
+    assert_contains!(out.stderr, "--mfa-serial");
+    assert_not_contains!(out.stderr, "check your network");
+    assert_eq!(
+        out.stderr.matches("NoSuchEntity").count(),
+        1,
+        "{}",
+        out.streams()
+    );
+    assert!(world.keyring.lookup("rolecall", "source:work").is_none());
+}

@@ -146,3 +146,21 @@ fn credential_process_asks_on_the_terminal() {
     assert_not_contains!(screen, "918273");
     assert_eq!(world.proxy.count("GetSessionToken"), 1);
 }
+
+#[test]
+fn issue_14_a_mistyped_mfa_code_is_asked_again() {
+    let world = World::start();
+    world.setup(CONFIG);
+    let screen = on_a_terminal(
+        &world,
+        &["refresh", "dev-admin"],
+        &[("MFA code", "12345\n"), ("more tries)", " 123 456\n")],
+    );
+    assert_contains!(screen, "that is not an MFA code");
+    assert_contains!(screen, "renewed");
+    let gst = world
+        .proxy
+        .first("GetSessionToken")
+        .expect("a GetSessionToken request");
+    assert_eq!(gst.param("TokenCode"), Some("123456"));
+}

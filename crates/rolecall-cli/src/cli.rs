@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::{ArgValueCandidates, CompletionCandidate};
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 ok, 1 some profiles failed (the others were done), 2 usage or configuration error.
@@ -33,6 +34,32 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The config's profile names, for shell completion (none when the config cannot be read).
+fn profile_names() -> Vec<CompletionCandidate> {
+    config_names(|c| c.profiles.keys().cloned().collect())
+}
+
+/// The config's source names, for shell completion.
+fn source_names() -> Vec<CompletionCandidate> {
+    config_names(|c| c.sources.keys().cloned().collect())
+}
+
+/// Names from the config of `$ROLECALL_CONFIG` or the default path (a `--config` on the line
+/// being completed is not seen: the completer only gets the words, not the parse).
+fn config_names(
+    names: impl Fn(&rolecall_core::config::Config) -> Vec<String>,
+) -> Vec<CompletionCandidate> {
+    let paths = rolecall_core::config::Paths::from_env();
+    rolecall_core::config::Config::load(&paths.config_file)
+        .map(|c| {
+            names(&c)
+                .into_iter()
+                .map(CompletionCandidate::new)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// How logs are written.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum LogFormat {
@@ -42,35 +69,81 @@ pub enum LogFormat {
     Json,
 }
 
+/// A subcommand's help footer: an example, and where the global options are (they are shown
+/// once, in `rolecall --help`: see [`command`]).
+fn ex(example: &str) -> String {
+    format!(
+        "Example:\n  {example}\n\nGlobal options (--config, -v, --log-format, --no-agent): \
+         `rolecall --help`."
+    )
+}
+
+/// The command line: [`Cli`], with the global options listed only in `rolecall --help`. They
+/// still work after any subcommand; each subcommand gets a hidden copy, which clap then does
+/// not propagate again (it skips an id the subcommand has).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let globals: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .cloned()
+        .collect();
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in names {
+        cmd = cmd.mut_subcommand(name, |sc| {
+            globals
+                .iter()
+                .fold(sc, |sc, a| sc.arg(a.clone().hide(true)))
+        });
+    }
+    cmd
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Manage long-lived keys in the OS keychain.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = ex("rolecall keys add work --mfa-serial arn:aws:iam::123456789012:mfa/alice"))]
     Keys(Keys),
     /// Turn role profiles of ~/.aws/config into Rolecall profiles.
+    #[command(after_help = ex("rolecall import --dry-run"))]
     Import(ImportArgs),
     /// Renew profiles that are due (less than `refresh_before` left).
+    #[command(after_help = ex("rolecall refresh dev-admin --force"))]
     Refresh(RefreshArgs),
     /// Show every profile: source, role, expiry, time left, state.
+    #[command(after_help = ex("rolecall status --json"))]
     Status(StatusArgs),
     /// Mirror a profile into [default] (or stop with --none).
+    #[command(after_help = ex("rolecall use dev-admin"))]
     Use(UseArgs),
     /// Run a command with a profile's credentials in its environment.
+    #[command(after_help = ex("rolecall exec dev-admin aws sts get-caller-identity\n  rolecall exec dev-admin            (starts $SHELL)"))]
     Exec(ExecArgs),
     /// Print a profile's credentials as shell variables or JSON.
+    #[command(after_help = ex("eval \"$(rolecall export dev-admin)\""))]
     Export(ExportArgs),
     /// Print a profile's credentials in the `credential_process` format (for ~/.aws/config).
+    #[command(after_help = ex("credential_process = rolecall credential-process dev-admin   (in ~/.aws/config)"))]
     CredentialProcess(ProfileArg),
     /// Forget cached sessions and remove managed sections (long-lived keys stay).
+    #[command(after_help = ex("rolecall clear dev-admin"))]
     Clear(ClearArgs),
     /// Check the config, keychain, credentials file, clock and ~/.aws/config, and explain.
+    #[command(after_help = ex("rolecall doctor"))]
     Doctor,
     /// Keep credentials fresh in the foreground: the refresh scheduler plus the local agent
     /// that `rolecall status/refresh/use` talk to. SIGHUP reloads the config.
+    #[command(after_help = ex("rolecall daemon --once   (from cron)"))]
     Daemon(DaemonArgs),
     /// Print the running agent's events as they happen (renewals, failures, MFA requests).
+    #[command(after_help = ex("rolecall watch --json"))]
     Watch(WatchArgs),
-    /// Print shell completions.
+    /// Print shell completions (with profile and source names).
+    #[command(after_help = ex("rolecall completions bash > ~/.local/share/bash-completion/completions/rolecall"))]
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
@@ -79,7 +152,7 @@ pub enum Command {
 
 impl Command {
     /// Replaces `--mfa-code -` with the code read from stdin (one line), so that the code never
-    /// appears in the process's arguments.
+    /// appears in the process's arguments; drops the spaces of a code given as `123 456`.
     pub fn read_mfa_code_from_stdin(&mut self) -> anyhow::Result<()> {
         let code = match self {
             Command::Refresh(a) => &mut a.mfa_code,
@@ -90,6 +163,10 @@ impl Command {
         };
         if code.as_deref() == Some("-") {
             *code = Some(read_code(std::io::stdin().lock())?);
+        }
+        // a malformed code stays as given: the engine's error says what is wrong with it
+        if let Some(clean) = code.as_deref().and_then(crate::prompt::mfa_code) {
+            *code = Some(clean);
         }
         Ok(())
     }
@@ -115,8 +192,10 @@ fn read_code(mut input: impl std::io::BufRead) -> anyhow::Result<String> {
 pub enum Keys {
     /// Store a long-lived key for a source (prompts on a terminal; else reads the access key id
     /// and the secret access key as two lines from stdin).
+    #[command(after_help = ex("rolecall keys add work --detect-mfa"))]
     Add {
         /// The source name (becomes [sources.NAME] in the config).
+        #[arg(add = ArgValueCandidates::new(source_names))]
         name: String,
         /// The MFA device's ARN or serial number.
         #[arg(long, value_name = "ARN")]
@@ -125,8 +204,12 @@ pub enum Keys {
         /// as the source's mfa_serial; the user must have exactly one device.
         #[arg(long, conflicts_with = "mfa_serial")]
         detect_mfa: bool,
+        /// Replace the key the source already has, without asking.
+        #[arg(long)]
+        replace: bool,
     },
     /// Copy a static key from the credentials file into the keychain.
+    #[command(after_help = ex("rolecall keys import work --scrub"))]
     Import {
         /// The profile (section) of the credentials file holding the key.
         profile: String,
@@ -139,14 +222,17 @@ pub enum Keys {
         scrub: bool,
     },
     /// List sources and what the keychain holds for them.
+    #[command(after_help = ex("rolecall keys list"))]
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Delete a source's key and session from the keychain and the config.
+    #[command(after_help = ex("rolecall keys remove work"))]
     Remove {
         /// The source name.
+        #[arg(add = ArgValueCandidates::new(source_names))]
         name: String,
     },
 }
@@ -161,6 +247,7 @@ pub struct ImportArgs {
 #[derive(Debug, Args)]
 pub struct RefreshArgs {
     /// Profiles to renew (default: all).
+    #[arg(add = ArgValueCandidates::new(profile_names))]
     pub profiles: Vec<String>,
     /// Renew all profiles.
     #[arg(long, conflicts_with = "profiles")]
@@ -185,7 +272,7 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct UseArgs {
     /// The profile to mirror into [default].
-    #[arg(required_unless_present = "none")]
+    #[arg(required_unless_present = "none", add = ArgValueCandidates::new(profile_names))]
     pub profile: Option<String>,
     /// Stop mirroring: remove Rolecall's [default] section.
     #[arg(long, conflicts_with = "profile")]
@@ -202,14 +289,18 @@ pub struct UseArgs {
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// The profile.
+    #[arg(add = ArgValueCandidates::new(profile_names))]
     pub profile: String,
     /// The current MFA code, if a new session is needed; `-` reads it from stdin. Without it,
     /// a terminal is asked; a code on the command line shows in `ps` and in the shell's history.
     #[arg(long, value_name = "CODE")]
     pub mfa_code: Option<String>,
-    /// The command and its arguments.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// The command and its arguments (`--` before it is optional); without one, your $SHELL.
+    #[arg(trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<String>,
+    /// The shell started when no command is given (read from $SHELL; /bin/sh without it).
+    #[arg(long, env = "SHELL", hide = true, hide_env_values = true)]
+    pub shell: Option<std::ffi::OsString>,
 }
 
 /// Output formats of `export`.
@@ -228,6 +319,7 @@ pub enum ExportFormat {
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// The profile.
+    #[arg(add = ArgValueCandidates::new(profile_names))]
     pub profile: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ExportFormat::Sh)]
@@ -241,6 +333,7 @@ pub struct ExportArgs {
 #[derive(Debug, Args)]
 pub struct ProfileArg {
     /// The profile.
+    #[arg(add = ArgValueCandidates::new(profile_names))]
     pub profile: String,
 }
 
@@ -261,6 +354,7 @@ pub struct DaemonArgs {
 #[derive(Debug, Args)]
 pub struct ClearArgs {
     /// Profiles whose sections to remove (default: all managed sections and cached sessions).
+    #[arg(add = ArgValueCandidates::new(profile_names))]
     pub profiles: Vec<String>,
 }
 

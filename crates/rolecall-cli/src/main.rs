@@ -15,7 +15,7 @@ mod prompt;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 use crate::cli::{Cli, Command};
 
@@ -30,7 +30,14 @@ pub mod exit {
 }
 
 fn main() -> ExitCode {
-    let mut cli = Cli::parse();
+    // a shell asking for completions (see cmd/completions.rs): answered, then exits
+    clap_complete::CompleteEnv::with_factory(cli::command)
+        .var(cmd::completions::VAR)
+        .complete();
+    let mut cli = match Cli::from_arg_matches(&cli::command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     // a daemon's log is its only voice: info by default; commands print their own results
     let daemon = matches!(cli.command, Command::Daemon(_));
     init_logging(cli.verbose + u8::from(daemon), cli.log_format);

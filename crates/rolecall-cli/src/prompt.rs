@@ -21,18 +21,60 @@ impl MfaPrompter for TerminalPrompt {
                 return None;
             }
             tokio::task::spawn_blocking(move || {
-                eprint!("MFA code for source {source} ({serial}): ");
-                let _ = std::io::stderr().flush();
-                let mut line = String::new();
-                std::io::stdin().lock().read_line(&mut line).ok()?;
-                let code = line.trim().to_string();
-                (!code.is_empty()).then_some(code)
+                ask_code(|| {
+                    eprint!("MFA code for source {source} ({serial}): ");
+                    let _ = std::io::stderr().flush();
+                    let mut line = String::new();
+                    std::io::stdin().lock().read_line(&mut line).ok()?;
+                    Some(line)
+                })
             })
             .await
             .ok()
             .flatten()
         })
     }
+}
+
+/// How many times a person may mistype a code before the prompt gives up.
+const ATTEMPTS: usize = 3;
+
+/// An MFA code as people type it: authenticator apps show `123 456`, and a paste often brings
+/// a space or a newline along, so whitespace anywhere is dropped. `None` unless six digits
+/// are left.
+pub fn mfa_code(input: &str) -> Option<String> {
+    let code: String = input.chars().filter(|c| !c.is_whitespace()).collect();
+    (code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())).then_some(code)
+}
+
+/// Asks with `read_line` (which prints the prompt) until a well-formed code comes, at most
+/// [`ATTEMPTS`] times: a typo is asked again instead of failing the whole run. An empty answer
+/// or no terminal means no code; after the last typo the answer is returned as typed, so that
+/// the engine's error says what is wrong with it.
+fn ask_code(mut read_line: impl FnMut() -> Option<String>) -> Option<String> {
+    for attempt in 1..=ATTEMPTS {
+        let line = read_line()?;
+        if line.trim().is_empty() {
+            return None;
+        }
+        if let Some(code) = mfa_code(&line) {
+            return Some(code);
+        }
+        if attempt == ATTEMPTS {
+            return Some(line.trim().to_string());
+        }
+        eprintln!(
+            "that is not an MFA code: type the 6 digits your authenticator shows ({} more \
+             {})",
+            ATTEMPTS - attempt,
+            if ATTEMPTS - attempt == 1 {
+                "try"
+            } else {
+                "tries"
+            }
+        );
+    }
+    None
 }
 
 /// Prompts on the controlling terminal (`/dev/tty`; the console on Windows), whatever stdin,
@@ -52,15 +94,14 @@ impl MfaPrompter for TtyPrompt {
         Box::pin(async move {
             // rpassword opens the terminal for writing (the prompt) and for reading (the
             // answer), and fails before writing anything when there is none
-            tokio::task::spawn_blocking(move || match rpassword::prompt_password(prompt) {
-                Ok(line) => {
-                    let code = line.trim().to_string();
-                    (!code.is_empty()).then_some(code)
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "no terminal to ask for an MFA code");
-                    None
-                }
+            tokio::task::spawn_blocking(move || {
+                ask_code(|| match rpassword::prompt_password(&prompt) {
+                    Ok(line) => Some(line),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "no terminal to ask for an MFA code");
+                        None
+                    }
+                })
             })
             .await
             .ok()
@@ -100,5 +141,35 @@ pub fn read_key() -> anyhow::Result<(String, String)> {
         let id = next("access key id")?;
         let secret = next("secret access key")?;
         Ok((id, secret))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_taken_as_authenticator_apps_show_them() {
+        assert_eq!(mfa_code("123456").as_deref(), Some("123456"));
+        assert_eq!(mfa_code(" 123 456 \n").as_deref(), Some("123456"));
+        assert_eq!(mfa_code("12345"), None);
+        assert_eq!(mfa_code("12345a"), None);
+        assert_eq!(mfa_code("1234567"), None);
+    }
+
+    #[test]
+    fn a_typo_is_asked_again_up_to_three_times() {
+        let mut answers = vec!["12345\n", "123 456\n"].into_iter();
+        assert_eq!(
+            ask_code(|| answers.next().map(str::to_string)).as_deref(),
+            Some("123456")
+        );
+        let mut asked = 0;
+        let got = ask_code(|| {
+            asked += 1;
+            Some("nope\n".to_string())
+        });
+        assert_eq!((asked, got.as_deref()), (3, Some("nope")));
+        assert_eq!(ask_code(|| Some("\n".to_string())), None);
     }
 }

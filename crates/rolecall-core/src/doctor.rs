@@ -1,9 +1,19 @@
 //! `rolecall doctor`: checks the setup and explains each problem with what to do.
 //!
-//! Checks: the config is valid, the keychain answers, the credentials file is private and
-//! readable, this computer's clock agrees with STS's, and no `~/.aws/config` profile shadows a
-//! managed section (botocore prefers the config file's role settings over the credentials
-//! file, so the managed keys would silently not be used).
+//! Checks: the config is valid, the keychain answers (and a missing key that sits in the
+//! credentials file is pointed at `keys import --scrub`), the credentials file is private and
+//! writable (its real mode), this computer's clock agrees with STS's, and no `~/.aws/config`
+//! profile shadows a managed section (botocore prefers the config file's role settings over the
+//! credentials file, so the managed keys would silently not be used).
+//!
+//! A `credential_process` beside a managed section is only a warning, because the clients
+//! disagree. Both files' sections of one name are merged into one profile, then: botocore (the
+//! AWS CLI, boto3) tries the credentials file's keys before `credential_process`
+//! (`ProfileProviderBuilder.providers` in botocore's `credentials.py`: shared credentials
+//! file, then process, then config file), and so does the JS SDK v3 (`resolveProfileData` in
+//! `@aws-sdk/credential-provider-ini`: static keys before `isProcessProfile`); the Rust SDK
+//! runs `credential_process` instead (`base_provider` in aws-config's
+//! `profile/credentials/repr.rs`: web identity, SSO, login, process, and static keys last).
 
 use std::time::{Duration, SystemTime};
 
@@ -59,6 +69,15 @@ pub(crate) async fn run(engine: &EngineHandle) -> Vec<Check> {
         Err(e) => out.push(check("config", Verdict::Fail, e.to_string())),
     }
 
+    let cred_path = engine.credentials_file().path().to_path_buf();
+    let (text, cred_check) = match engine.read_credentials_text().await {
+        Ok(t) => (t, file_mode_check(&cred_path)),
+        Err(e) => (
+            zeroize::Zeroizing::new(String::new()),
+            check("credentials file", Verdict::Fail, e.to_string()),
+        ),
+    };
+
     let uses_keychain = engine
         .config()
         .sources
@@ -89,31 +108,29 @@ pub(crate) async fn run(engine: &EngineHandle) -> Vec<Check> {
                     Verdict::Ok,
                     format!("reachable; {} key(s) stored", keys.len()),
                 ));
-            } else {
+            }
+            for name in missing {
+                // the user's own key may sit in the credentials file: that is the one to move
+                let in_file = crate::credfile::static_key(&text, name, &cred_path).is_ok();
+                let fix = if in_file {
+                    format!(
+                        "its key is in [{name}] of {}: move it with `rolecall keys import {name} \
+                         --scrub`",
+                        cred_path.display()
+                    )
+                } else {
+                    format!("run `rolecall keys add {name}`")
+                };
                 out.push(check(
                     "keychain",
                     Verdict::Warn,
-                    format!(
-                        "reachable, but no key stored for source(s) {}; run `rolecall keys add NAME`",
-                        missing.join(", ")
-                    ),
+                    format!("reachable, but no key stored for source {name}; {fix}"),
                 ));
             }
         }
         Some(Err(e)) => out.push(check("keychain", Verdict::Fail, e.to_string())),
     }
-
-    let cred_path = engine.credentials_file().path().to_path_buf();
-    let text = match engine.read_credentials_text().await {
-        Ok(t) => {
-            out.push(file_mode_check(&cred_path));
-            t
-        }
-        Err(e) => {
-            out.push(check("credentials file", Verdict::Fail, e.to_string()));
-            zeroize::Zeroizing::new(String::new())
-        }
-    };
+    out.push(cred_check);
 
     match engine.sts().server_time(None).await {
         Ok(server) => {
@@ -163,6 +180,22 @@ pub(crate) async fn run(engine: &EngineHandle) -> Vec<Check> {
                     ));
                 }
                 for (name, key) in found {
+                    if key == "credential_process" {
+                        out.push(check(
+                            "aws config",
+                            Verdict::Warn,
+                            format!(
+                                "[profile {name}] in {} has credential_process beside Rolecall's \
+                                 [{name}] in the credentials file: the AWS CLI, boto3 and the JS \
+                                 SDK use Rolecall's keys, but the Rust SDK runs the \
+                                 credential_process instead; keep one of the two (remove \
+                                 credential_process, or `rolecall clear {name}` and use \
+                                 credential_process = rolecall credential-process {name})",
+                                paths.aws_config_file.display()
+                            ),
+                        ));
+                        continue;
+                    }
                     out.push(check(
                         "aws config",
                         Verdict::Fail,
@@ -192,31 +225,56 @@ pub(crate) async fn run(engine: &EngineHandle) -> Vec<Check> {
 #[cfg(unix)]
 fn file_mode_check(path: &std::path::Path) -> Check {
     use std::os::unix::fs::PermissionsExt;
-    match std::fs::metadata(path) {
-        Ok(m) if m.permissions().mode() & 0o077 != 0 => Check {
-            name: "credentials file",
-            verdict: Verdict::Warn,
-            detail: format!(
-                "{} is readable by others (mode {:o}); run `chmod 600 {}`",
-                path.display(),
-                m.permissions().mode() & 0o777,
-                path.display()
-            ),
-        },
-        Ok(_) => Check {
-            name: "credentials file",
-            verdict: Verdict::Ok,
-            detail: format!("{} is private (0600)", path.display()),
-        },
-        Err(_) => Check {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Check {
             name: "credentials file",
             verdict: Verdict::Ok,
             detail: format!(
                 "{} does not exist yet; `rolecall refresh` creates it",
                 path.display()
             ),
+        };
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    let (verdict, detail) = mode_verdict(mode);
+    let path = path.display();
+    Check {
+        name: "credentials file",
+        verdict,
+        detail: match verdict {
+            Verdict::Ok => format!("{path} (mode {mode:04o}) is private and writable"),
+            _ => format!("{path} (mode {mode:04o}) {detail}"),
         },
     }
+}
+
+/// What a credentials file's mode means: read-only is what the writer refuses (it respects a
+/// file nobody may write, see `credfile::Error::ReadOnly`), group or other bits expose keys.
+#[cfg(unix)]
+fn mode_verdict(mode: u32) -> (Verdict, String) {
+    if mode & 0o222 == 0 {
+        return (
+            Verdict::Fail,
+            "is read-only, so Rolecall cannot update it; run `chmod u+w` on it".into(),
+        );
+    }
+    let how = |bits: u32| match (bits & 0o4 != 0, bits & 0o2 != 0) {
+        (true, true) => Some("readable and writable"),
+        (true, false) => Some("readable"),
+        (false, true) => Some("writable"),
+        (false, false) => None,
+    };
+    let exposed: Vec<String> = [(mode >> 3 & 0o7, "the group"), (mode & 0o7, "others")]
+        .into_iter()
+        .filter_map(|(bits, who)| how(bits).map(|h| format!("{h} by {who}")))
+        .collect();
+    if exposed.is_empty() {
+        return (Verdict::Ok, String::new());
+    }
+    (
+        Verdict::Warn,
+        format!("is {}; run `chmod 600` on it", exposed.join(" and ")),
+    )
 }
 
 #[cfg(not(unix))]
@@ -225,5 +283,26 @@ fn file_mode_check(path: &std::path::Path) -> Check {
         name: "credentials file",
         verdict: Verdict::Ok,
         detail: format!("{} is readable", path.display()),
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mode_is_told_as_it_is() {
+        assert_eq!(mode_verdict(0o600).0, Verdict::Ok);
+        assert_eq!(mode_verdict(0o400).0, Verdict::Fail);
+        assert!(mode_verdict(0o400).1.contains("read-only"));
+        assert_eq!(
+            mode_verdict(0o640).1,
+            "is readable by the group; run `chmod 600` on it"
+        );
+        assert_eq!(
+            mode_verdict(0o664).1,
+            "is readable and writable by the group and readable by others; run `chmod 600` on it"
+        );
+        assert_eq!(mode_verdict(0o644).0, Verdict::Warn);
     }
 }

@@ -109,12 +109,19 @@ pub enum Error {
         /// What went wrong.
         error: sources::Error,
     },
-    /// Looking up an IAM user's MFA device (`keys add --detect-mfa`) failed.
+    /// Looking up an IAM user's MFA device (`keys add --detect-mfa`) failed. Not a `source`:
+    /// the message already holds it, and a cause chain would print it twice.
     #[error("detecting the MFA device: {0}")]
-    Iam(#[from] iam::Error),
+    Iam(iam::Error),
     /// Writing the config file or a blocking task failed unexpectedly.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<iam::Error> for Error {
+    fn from(e: iam::Error) -> Self {
+        Error::Iam(e)
+    }
 }
 
 impl Error {

@@ -67,10 +67,24 @@ pub enum Error {
          detect MFA devices; give the device with --mfa-serial ARN instead"
     )]
     NotBuiltIn,
-    /// IAM could not be reached or answered with an error.
+    /// IAM knows no user of that name (`NoSuchEntity`): the key is not an IAM user's of the
+    /// account IAM answered for (another account's, or an endpoint that does not know it).
     #[error(
-        "IAM ListMFADevices failed: {detail}; check your network (and AWS_ENDPOINT_URL_IAM, if you set it)"
+        "IAM has no user {user} (NoSuchEntity): {message}; the key's owner cannot be looked up, \
+         so give the MFA device with --mfa-serial ARN instead of --detect-mfa"
     )]
+    NoSuchUser {
+        /// The user name looked up.
+        user: String,
+        /// AWS's message.
+        message: String,
+    },
+    /// IAM could not be reached or answered with an error.
+    #[error("IAM ListMFADevices failed: {detail}{}", if *retryable {
+        "; check your network (and AWS_ENDPOINT_URL_IAM, if you set it), then try again"
+    } else {
+        ""
+    })]
     Unavailable {
         /// What the SDK said (never secrets).
         detail: String,
@@ -147,7 +161,7 @@ pub async fn mfa_devices(
             .set_marker(marker.take())
             .send()
             .await
-            .map_err(|e| classify(&e))?;
+            .map_err(|e| classify(&e, user.unwrap_or("root")))?;
         serials.extend(
             out.mfa_devices()
                 .iter()
@@ -175,6 +189,7 @@ pub async fn mfa_devices(
 #[cfg(feature = "iam")]
 fn classify<E>(
     err: &SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    user: &str,
 ) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -194,6 +209,10 @@ where
     let status = err.raw_response().map(|r| r.status().as_u16());
     match code {
         "AccessDenied" | "AccessDeniedException" => Error::AccessDenied { message },
+        "NoSuchEntity" => Error::NoSuchUser {
+            user: user.to_string(),
+            message: message.trim_end_matches('.').to_string(),
+        },
         _ => Error::Unavailable {
             detail: if code.is_empty() {
                 detail

@@ -1,4 +1,5 @@
-//! `rolecall exec PROFILE -- CMD…`: run a command with the profile's credentials.
+//! `rolecall exec PROFILE [--] [CMD…]`: run a command (by default the user's `$SHELL`) with
+//! the profile's credentials, and `ROLECALL_PROFILE` naming the profile for prompts.
 //!
 //! The command gets the caller's umask and core limit back (not Rolecall's private ones; see
 //! `hardening.rs`), SIGINT, SIGTERM and SIGHUP sent to `rolecall exec` are passed on to it
@@ -19,16 +20,21 @@ pub async fn run(paths: Paths, args: ExecArgs) -> anyhow::Result<u8> {
         mfa_code: args.mfa_code,
     };
     let (creds, region) = engine.credentials(&args.profile, opts).await?;
-    let (program, rest) = args
-        .command
-        .split_first()
-        .context("no command given after --")?;
-    let mut cmd = tokio::process::Command::new(program);
+    // no command: a shell, as aws-vault does, for a session of commands under the profile
+    let shell = args
+        .shell
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "/bin/sh".into());
+    let (program, rest): (std::ffi::OsString, &[String]) = match args.command.split_first() {
+        Some((program, rest)) => (program.into(), rest),
+        None => (shell, &[]),
+    };
+    let mut cmd = tokio::process::Command::new(&program);
     cmd.args(rest)
         // the profile would make SDKs read the file instead of these variables
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_DEFAULT_PROFILE");
-    for (k, v) in variables(&creds, region.as_deref()) {
+    for (k, v) in variables(&args.profile, &creds, region.as_deref()) {
         cmd.env(k, v);
     }
     // before the child exists, so that a signal right after its start is forwarded, not fatal

@@ -10,9 +10,15 @@ use crate::cli::{ExportArgs, ExportFormat, ProfileArg};
 use crate::cmd::{engine, engine_with, rfc3339};
 use crate::prompt::TtyPrompt;
 
-/// The environment variables that carry a profile's credentials, in a stable order.
-pub fn variables(creds: &Credentials, region: Option<&str>) -> Vec<(&'static str, String)> {
+/// The environment variables that carry a profile's credentials, in a stable order, and
+/// `ROLECALL_PROFILE` naming the profile (as aws-vault's `AWS_VAULT`), for shell prompts.
+pub fn variables(
+    profile: &str,
+    creds: &Credentials,
+    region: Option<&str>,
+) -> Vec<(&'static str, String)> {
     let mut v = vec![
+        ("ROLECALL_PROFILE", profile.to_string()),
         ("AWS_ACCESS_KEY_ID", creds.access_key_id.clone()),
         (
             "AWS_SECRET_ACCESS_KEY",
@@ -47,7 +53,7 @@ pub async fn run(paths: Paths, args: ExportArgs) -> anyhow::Result<u8> {
         mfa_code: args.mfa_code,
     };
     let (creds, region) = engine.credentials(&args.profile, opts).await?;
-    let vars = variables(&creds, region.as_deref());
+    let vars = variables(&args.profile, &creds, region.as_deref());
     let mut out = String::new();
     match args.format {
         ExportFormat::Sh => {
@@ -88,10 +94,25 @@ pub async fn credential_process(paths: Paths, args: ProfileArg) -> anyhow::Resul
     let (creds, _) = match engine.credentials(profile, RefreshOptions::default()).await {
         Ok(got) => got,
         Err(e @ rolecall_core::Error::NeedsMfa { .. }) => {
+            // name what actually runs: a code given to `rolecall refresh` reaches a running
+            // agent (daemon or tray app), or renews in-process when none runs
+            let agent = match crate::cmd::running_agent(engine.paths()).await {
+                Some(mut agent) => agent.ping().await.ok().map(|pong| pong.pid),
+                None => None,
+            };
+            let then = match agent {
+                Some(pid) => format!(
+                    "run `rolecall refresh {profile}` in a terminal (it hands the code to the \
+                     running rolecall agent, pid {pid}), then try again"
+                ),
+                None => format!(
+                    "no rolecall agent is running; run `rolecall refresh {profile}` in a \
+                     terminal, then try again"
+                ),
+            };
             return Err(anyhow::Error::new(e).context(format!(
                 "profile {profile}: credential_process could not ask for an MFA code (no \
-                 terminal, or no code entered); run `rolecall refresh {profile}` in a terminal, \
-                 or give the code to the running agent (the tray app), then try again"
+                 terminal, or no code entered); {then}"
             )));
         }
         Err(e) => return Err(e.into()),

@@ -1,7 +1,9 @@
 //! `rolecall keys add|import|list|remove`.
 
+use std::io::{BufRead, IsTerminal, Write};
+
 use rolecall_core::config::{Paths, SourceKind};
-use rolecall_core::credentials::Credentials;
+use rolecall_core::credentials::{Credentials, KeyId};
 
 use crate::cli::Keys;
 use crate::cmd::{engine, rfc3339};
@@ -14,9 +16,18 @@ pub async fn run(paths: Paths, keys: Keys) -> anyhow::Result<u8> {
             name,
             mfa_serial,
             detect_mfa,
+            replace,
         } => {
             // refuse before asking for a key that could not be stored
             engine.ensure_keychain_source(&name)?;
+            // a long-lived key may exist nowhere else: never replace it unasked
+            if let Some(old) = engine.source_key(&name).await?
+                && !replace
+                && !confirm_replace(&name, &old.access_key_id)?
+            {
+                return Ok(crate::exit::USAGE);
+            }
+            let new_source = !engine.config().sources.contains_key(&name);
             let (id, secret) = read_key()?;
             let key = Credentials {
                 access_key_id: id,
@@ -33,6 +44,12 @@ pub async fn run(paths: Paths, keys: Keys) -> anyhow::Result<u8> {
             };
             engine.add_key(&name, key, mfa_serial).await?;
             outln!("stored the key of source {name} in the keychain");
+            if new_source {
+                outln!(
+                    "added [sources.{name}] to {}",
+                    engine.paths().config_file.display()
+                );
+            }
         }
         Keys::Import {
             profile,
@@ -79,9 +96,34 @@ pub async fn run(paths: Paths, keys: Keys) -> anyhow::Result<u8> {
             if engine.remove_key(&name).await? {
                 outln!("removed source {name}");
             } else {
-                outln!("no source named {name}");
+                eprintln!(
+                    "rolecall: no source named {name}; `rolecall keys list` shows the sources"
+                );
+                return Ok(crate::exit::USAGE);
             }
         }
     }
     Ok(crate::exit::OK)
+}
+
+/// Asks the person at the terminal whether to replace source `name`'s key; without a terminal
+/// says how to (`--replace`) and answers no.
+fn confirm_replace(name: &str, old_key_id: &str) -> anyhow::Result<bool> {
+    let old = KeyId(old_key_id);
+    if !std::io::stdin().is_terminal() {
+        eprintln!(
+            "rolecall: source {name} already has a key ({old}) in the keychain; to replace it, \
+             run `rolecall keys add {name} --replace`"
+        );
+        return Ok(false);
+    }
+    eprint!("source {name} already has a key ({old}) in the keychain; replace it? [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    let yes = matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes");
+    if !yes {
+        eprintln!("rolecall: kept the key of source {name}");
+    }
+    Ok(yes)
 }

@@ -105,7 +105,8 @@ fn merge(reports: &mut [Report], answer: Vec<Report>) {
     }
 }
 
-/// Prints one line per profile (failures' reasons on stderr); the exit code.
+/// Prints one line per profile, a failure with its short reason; then, on stderr, each full
+/// reason (what to do) once, however many profiles it stopped. Returns the exit code.
 pub fn print(reports: &[Report], paths: &Paths) -> u8 {
     if reports.is_empty() {
         outln!(
@@ -114,7 +115,7 @@ pub fn print(reports: &[Report], paths: &Paths) -> u8 {
         );
     }
     let width = reports.iter().map(|r| r.profile.len()).max().unwrap_or(0);
-    let mut failed = false;
+    let mut causes: Vec<&str> = Vec::new();
     for r in reports {
         let name = &r.profile;
         match (r.result, r.expiration) {
@@ -135,17 +136,49 @@ pub fn print(reports: &[Report], paths: &Paths) -> u8 {
             }
             (ReportKind::StillValid, None) => outln!("{name:width$}  still valid"),
             (ReportKind::Failed, _) => {
-                failed = true;
-                outln!("{name:width$}  FAILED");
-                eprintln!("rolecall: {}", r.message.as_deref().unwrap_or("failed"));
+                let message = r.message.as_deref().unwrap_or("failed");
+                outln!("{name:width$}  FAILED: {}", short_reason(name, message));
+                causes.push(message);
             }
         }
     }
-    if failed {
+    for cause in shared_causes(&causes) {
+        eprintln!("rolecall: {cause}");
+    }
+    if !causes.is_empty() {
         crate::exit::FAILED
     } else {
         crate::exit::OK
     }
+}
+
+/// What failed, without what to do about it, and without the profile's name (the line starts
+/// with it): the part of the message before its first `; ` or ` (`. Messages say what failed,
+/// then what to do, and a chained profile's failure holds its upstream's message in brackets.
+fn short_reason<'a>(profile: &str, message: &'a str) -> &'a str {
+    let message = message
+        .strip_prefix("profile ")
+        .and_then(|m| m.strip_prefix(profile))
+        .and_then(|m| m.strip_prefix(": "))
+        .unwrap_or(message);
+    let end = [message.find("; "), message.find(" (")]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(message.len());
+    &message[..end]
+}
+
+/// The failures' full messages, each once: a message already said, or holding one already said
+/// (a chained profile's, which quotes its upstream's), is left out.
+fn shared_causes<'a>(messages: &[&'a str]) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for m in messages {
+        if !messages.iter().any(|other| other != m && m.contains(other)) && !out.contains(m) {
+            out.push(m);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -160,6 +193,22 @@ mod tests {
             message: (result == ReportKind::Failed).then(|| format!("{profile} failed")),
             mfa_source: mfa_source.map(str::to_string),
         }
+    }
+
+    #[test]
+    fn a_failure_is_named_short_and_its_cause_said_once() {
+        let no_key = "source work: no key in the keychain; store one with `rolecall keys add work`";
+        let upstream =
+            format!("profile audit: not renewed because profile dev-admin failed ({no_key})");
+        assert_eq!(
+            short_reason("dev-admin", no_key),
+            "source work: no key in the keychain"
+        );
+        assert_eq!(
+            short_reason("audit", &upstream),
+            "not renewed because profile dev-admin failed"
+        );
+        assert_eq!(shared_causes(&[no_key, &upstream, no_key]), [no_key]);
     }
 
     #[test]

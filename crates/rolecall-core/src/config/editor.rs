@@ -123,6 +123,18 @@ impl ConfigEditor {
             }
             None => {
                 t.remove(key);
+                // a `[settings]` header left with nothing under it (after `use --none`) would
+                // clash with a `[settings]` block the user appends later; keep one that
+                // carries the user's comment
+                let bare = t.is_empty()
+                    && !t
+                        .decor()
+                        .prefix()
+                        .and_then(|p| p.as_str())
+                        .is_some_and(|p| p.contains('#'));
+                if bare {
+                    self.doc.as_table_mut().remove("settings");
+                }
             }
         }
     }

@@ -183,13 +183,25 @@ impl Config {
                 .map_or((None, None), |(l, c)| (Some(l), Some(c)));
             let key = e.span().and_then(|s| key_at(text, s.start));
             let message = e.message().trim();
+            // a table written twice (appending README's `[settings]` block to a file that has
+            // one): toml names no key, so say which table and where the first one is
+            let twice = e.span().and_then(|s| table_twice(text, s.start));
+            let message = match twice {
+                Some(m) if message.starts_with("duplicate key") => m,
+                // humantime_serde only says "expected a duration": show how one is written
+                _ if message.contains("expected a duration") => format!(
+                    "{message}: write a duration as a quoted number with a unit, e.g. \
+                     duration = \"1h\" (or \"15m\", \"12h\", \"1h30m\")"
+                ),
+                _ => message.to_string(),
+            };
             Error::Syntax {
                 path: path.to_path_buf(),
                 line,
                 column,
                 message: match key {
                     Some(k) if !message.contains(&k) => format!("{k}: {message}"),
-                    _ => message.to_string(),
+                    _ => message,
                 },
             }
         })?;
@@ -311,6 +323,26 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
         Some(t) => format!("{t}.{key}"),
         None => key.to_string(),
     })
+}
+
+/// When the line at `offset` is a table header (`[settings]`) that an earlier line already
+/// opened: what to say about it.
+fn table_twice(text: &str, offset: usize) -> Option<String> {
+    let start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let header = text[start..].lines().next()?.trim();
+    let header = header.split('#').next()?.trim();
+    if !header.starts_with('[') || header.starts_with("[[") {
+        return None;
+    }
+    let first = text[..start]
+        .lines()
+        .position(|l| l.split('#').next().map(str::trim) == Some(header))?;
+    Some(format!(
+        "table {header} is written twice (first at line {}); merge the two into one",
+        first + 1
+    ))
 }
 
 /// The 1-based line where the key at `path` is written, found with toml_edit's spans.

@@ -45,8 +45,8 @@ impl Config {
                 format!(
                     "{} is too short: must be at least {}, so that a renewal has time to finish \
                      before the credentials expire",
-                    humantime::format_duration(s.refresh_before),
-                    humantime::format_duration(MIN_REFRESH_BEFORE)
+                    format_duration(s.refresh_before),
+                    format_duration(MIN_REFRESH_BEFORE)
                 ),
             ));
         }
@@ -83,8 +83,8 @@ impl Config {
             // so a shorter one would be replaced on every renewal, with an MFA prompt each time.
             if src.kind.has_sessions() && src.session_duration() <= s.refresh_before {
                 let (session, refresh) = (
-                    humantime::format_duration(src.session_duration()),
-                    humantime::format_duration(s.refresh_before),
+                    format_duration(src.session_duration()),
+                    format_duration(s.refresh_before),
                 );
                 return Err(match src.session_duration {
                     Some(_) => (
@@ -250,13 +250,39 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// A duration the way people write it in the config: `40h`, `36h`, `15m`, `1h30m`, `90s`,
+/// `100ms` (humantime's own format says `1day 16h`, which no one writes for a session length).
+/// What it prints parses back to the same duration.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.subsec_millis();
+    let s = d.as_secs();
+    if ms != 0 {
+        return if s == 0 {
+            format!("{ms}ms")
+        } else {
+            humantime::format_duration(d).to_string()
+        };
+    }
+    if s == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (n, unit) in [(s / 3600, "h"), (s % 3600 / 60, "m"), (s % 60, "s")] {
+        if n != 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
+    }
+    out
+}
+
 fn check_range(d: Duration, min: Duration, max: Duration) -> Result<(), String> {
     if d < min || d > max {
         Err(format!(
-            "{} is out of range: must be from {} to {}",
-            humantime::format_duration(d),
-            humantime::format_duration(min),
-            humantime::format_duration(max)
+            "{} is out of range: must be from {} to {} (written like \"15m\", \"12h\" or \
+             \"1h30m\")",
+            format_duration(d),
+            format_duration(min),
+            format_duration(max)
         ))
     } else {
         Ok(())
@@ -338,6 +364,19 @@ pub fn check_mfa_serial(serial: &str) -> Result<(), String> {
 mod tests {
     use crate::testutil::parse_config;
     use rstest::rstest;
+
+    #[rstest]
+    #[case(40 * 3600, "40h")]
+    #[case(36 * 3600, "36h")]
+    #[case(900, "15m")]
+    #[case(5400, "1h30m")]
+    #[case(90, "1m30s")]
+    #[case(3601, "1h1s")]
+    fn durations_are_written_as_people_write_them(#[case] secs: u64, #[case] text: &str) {
+        let d = std::time::Duration::from_secs(secs);
+        assert_eq!(super::format_duration(d), text);
+        assert_eq!(humantime::parse_duration(text).unwrap(), d);
+    }
 
     #[rstest]
     #[case::unknown_key("[settings]\nrefresh_befor = \"1m\"\n", "2", "refresh_befor")]
