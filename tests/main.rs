@@ -11,6 +11,7 @@ mod cli;
 mod credfile;
 mod daemon;
 mod e2e;
+mod endpoints;
 mod faults;
 mod serve;
 mod sources;

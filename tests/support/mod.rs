@@ -20,6 +20,7 @@ mod macros;
 mod command;
 pub mod credfile;
 mod daemon;
+mod endpoints;
 mod fault_proxy;
 mod http_server;
 mod imds;
@@ -39,6 +40,7 @@ mod world;
 pub use self::{
     command::{Output, TestCommand},
     daemon::Daemon,
+    endpoints::{RawResponse, Served, raw_http},
     fault_proxy::{Fault, FaultProxy, ProxiedRequest},
     imds::{Imds, ImdsCredentials, ImdsRequest},
     keyring::Keyring,
