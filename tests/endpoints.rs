@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
-use crate::support::credfile::{expect_key_id, expiration};
+use crate::support::credfile::{expect_key_id, expect_value, expiration};
 use crate::support::{
     MFA_SERIAL, RawResponse, Served, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, World, raw_http,
     rolecall_bin, venv_bin, wait_until,
@@ -257,6 +257,12 @@ fn the_ecs_endpoint_refuses_missing_or_wrong_tokens_foreign_hosts_and_oversized_
     }
     let log = served.log();
     assert!(!log.contains(&token), "the token is in the log:\n{log}");
+    let text = world.credentials();
+    for key in ["aws_secret_access_key", "aws_session_token"] {
+        let secret = expect_value(&text, "dev-admin", key);
+        assert!(!log.contains(&secret), "{key} is in the log:\n{log}");
+    }
+    assert!(!log.contains(&key), "a whole key id is in the log:\n{log}");
     assert_contains!(log, "refused");
 }
 

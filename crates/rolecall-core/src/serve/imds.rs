@@ -9,7 +9,8 @@
 //!   is refused, so a server-side request forgery that can only make GETs gets nothing.
 //! - `GET /latest/meta-data/iam/security-credentials/` → the profile's name, and
 //!   `…/security-credentials/PROFILE` → its current credentials ([`super::source`]) in IMDS's
-//!   JSON. Anything else: 404 (the SDKs then fall back, e.g. from the `-extended` path).
+//!   JSON; `GET /latest/meta-data/iam/info` → `Code: Success` (the .NET SDK asks). Anything
+//!   else: 404 (the SDKs then fall back, e.g. from the `-extended` path).
 //!
 //! The checks every request passes first are in [`super::endpoint`]; requests carrying
 //! `X-Forwarded-For` are refused there, as AWS's IMDSv2 does. aws-vault's
@@ -60,6 +61,8 @@ fn routes(fetcher: Arc<Fetcher>) -> Router {
         .route(CREDENTIALS_PATH, get(role_name))
         .route(&format!("{CREDENTIALS_PATH}/"), get(role_name))
         .route(&format!("{CREDENTIALS_PATH}/{{name}}"), get(credentials))
+        .route("/latest/meta-data/iam/info", get(info))
+        .route("/latest/meta-data/iam/info/", get(info))
         .fallback(other)
         .with_state(state)
 }
@@ -174,6 +177,22 @@ async fn credentials(
         .into_response()
 }
 
+/// `iam/info`: the AWS .NET SDK reads it before the credentials and wants `Code: Success`.
+async fn info(State(imds): State<Arc<Imds>>, headers: HeaderMap) -> Response {
+    if !imds.authorized(&headers) {
+        return generic(StatusCode::UNAUTHORIZED);
+    }
+    let doc = serde_json::json!({
+        "Code": "Success",
+        "LastUpdated": crate::timestamp::format(SystemTime::now()),
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.to_string(),
+    )
+        .into_response()
+}
+
 /// Every other path: 401 without a token (so that nothing, not even what exists, is told to
 /// IMDSv1), else 404; a method other than GET: 405.
 async fn other(
@@ -278,5 +297,15 @@ mod tests {
         );
         let (status, _, body) = call(&router, read(&name, &last)).await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "p"));
+        let (status, _, body) = call(&router, read("/latest/meta-data/iam/info", &last)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_contains_success(&body);
+        let missing = read("/latest/meta-data/instance-id", &last);
+        assert_eq!(call(&router, missing).await.0, StatusCode::NOT_FOUND);
+    }
+
+    fn assert_contains_success(body: &str) {
+        let doc: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(doc["Code"], "Success");
     }
 }
