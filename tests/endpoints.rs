@@ -469,3 +469,72 @@ fn concurrent_requests_near_expiry_cause_one_renewal() {
     );
     assert_eq!(keys.len(), 1, "{keys:?}");
 }
+
+/// Role credentials that stay fresh for the whole test (no STS call needed after the first).
+const LONG: &str = r#"[settings]
+sts_timeout = "2s"
+
+[sources.bastion]
+mfa_serial = "arn:aws:iam::123456789012:mfa/alice"
+
+[profiles.dev-admin]
+source = "bastion"
+role_arn = "arn:aws:iam::222222222222:role/Admin"
+duration = "1h"
+"#;
+
+/// In a private network namespace (we are root in the test container): the IMDS address on
+/// its loopback, `rolecall serve --imds --bind 169.254.169.254` on port 80, and boto3 with
+/// nothing configured, which finds the instance role there as on EC2. A private PID namespace
+/// too, so that nothing started in it outlives the test.
+const IMDS_NAMESPACE: &str = r#"
+set -e
+ip link set lo up
+ip addr add 169.254.169.254/32 dev lo
+"$ROLECALL" -v serve --imds dev-admin --bind 169.254.169.254 --env-file "$ENV_FILE" \
+    >"$SERVE_LOG" 2>&1 &
+for i in $(seq 1 200); do [ -s "$ENV_FILE" ] && break; kill -0 $! || exit 3; sleep 0.05; done
+"$PYTHON" -c '
+import boto3
+c = boto3.Session().get_credentials()
+print("METHOD", c.method)
+print("KEY", c.get_frozen_credentials().access_key)
+'
+"#;
+
+#[test]
+fn boto3_finds_the_profile_on_the_real_imds_address_with_nothing_configured() {
+    let world = World::start();
+    world.setup(LONG);
+    world
+        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let key = expect_key_id(&world.credentials(), "dev-admin");
+    let env_file = world.sandbox.path("imds-ns.env");
+    let serve_log = world.sandbox.log_path("serve-imds-ns");
+    let out = crate::support::TestCommand::new("unshare", world.rolecall.environment().clone())
+        .args([
+            "--net",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "sh",
+            "-c",
+            IMDS_NAMESPACE,
+        ])
+        .env("ROLECALL", rolecall_bin())
+        .env("PYTHON", venv_bin("python"))
+        .env("ENV_FILE", &env_file)
+        .env("SERVE_LOG", &serve_log)
+        .timeout(Duration::from_secs(60))
+        .run();
+    let log = std::fs::read_to_string(&serve_log).unwrap_or_default();
+    assert_eq!(out.code, Some(0), "{}\nserve:\n{log}", out.streams());
+    assert_contains!(out.stdout, "METHOD iam-role");
+    assert_contains!(out.stdout, &format!("KEY {key}"));
+    assert_contains!(
+        std::fs::read_to_string(&env_file).unwrap_or_default(),
+        "http://169.254.169.254:80/"
+    );
+}
