@@ -12,6 +12,7 @@ mod credfile;
 mod daemon;
 mod desktop;
 mod e2e;
+mod endpoints;
 mod faults;
 mod serve;
 mod sources;

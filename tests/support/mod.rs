@@ -21,6 +21,7 @@ mod command;
 pub mod credfile;
 mod daemon;
 mod desktop;
+mod endpoints;
 mod fault_proxy;
 mod http_server;
 mod imds;
@@ -41,6 +42,7 @@ pub use self::{
     command::{Output, TestCommand},
     daemon::Daemon,
     desktop::{App, MenuItem, Xvfb, app_bin, parse_layout},
+    endpoints::{RawResponse, Served, raw_http},
     fault_proxy::{Fault, FaultProxy, ProxiedRequest},
     imds::{Imds, ImdsCredentials, ImdsRequest},
     keyring::Keyring,

@@ -142,6 +142,9 @@ pub enum Command {
     /// Print the running agent's events as they happen (renewals, failures, MFA requests).
     #[command(after_help = ex("rolecall watch --json"))]
     Watch(WatchArgs),
+    /// Serve a profile's credentials on a local endpoint (ECS container credentials or
+    /// IMDSv2) that SDKs ask again before expiry, so long-running programs stay fresh.
+    Serve(crate::cmd::serve::ServeArgs),
     /// Print shell completions (with profile and source names).
     #[command(after_help = ex("rolecall completions bash > ~/.local/share/bash-completion/completions/rolecall"))]
     Completions {
@@ -295,6 +298,11 @@ pub struct ExecArgs {
     /// a terminal is asked; a code on the command line shows in `ps` and in the shell's history.
     #[arg(long, value_name = "CODE")]
     pub mfa_code: Option<String>,
+    /// Give the command a local container credentials endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI
+    /// and AWS_CONTAINER_AUTHORIZATION_TOKEN) instead of static keys: its SDKs fetch fresh
+    /// credentials from it for as long as it runs.
+    #[arg(long)]
+    pub endpoint: bool,
     /// The command and its arguments (`--` before it is optional); without one, your $SHELL.
     #[arg(trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -39,7 +39,7 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     // a daemon's log is its only voice: info by default; commands print their own results
-    let daemon = matches!(cli.command, Command::Daemon(_));
+    let daemon = matches!(cli.command, Command::Daemon(_) | Command::Serve(_));
     init_logging(cli.verbose + u8::from(daemon), cli.log_format);
     // private files, no core dumps, no ptrace by the user's other processes: before any thread
     // exists and before anything secret is read (see hardening.rs)
@@ -117,6 +117,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Doctor => cmd::doctor::run(paths).await,
         Command::Daemon(a) => cmd::daemon::run(paths, a).await,
         Command::Watch(a) => cmd::watch::run(paths, a).await,
+        Command::Serve(a) => cmd::serve::run(paths, a).await,
     }
 }
 

@@ -4,6 +4,9 @@
 //! The command gets the caller's umask and core limit back (not Rolecall's private ones; see
 //! `hardening.rs`), SIGINT, SIGTERM and SIGHUP sent to `rolecall exec` are passed on to it
 //! ([`Signals`]), and its exit status becomes ours: its code, or 128+N when signal N ended it.
+//!
+//! With `--endpoint`, the command gets a container credentials endpoint served by this process
+//! for as long as it runs (`cmd/serve.rs`) instead of static keys.
 
 use anyhow::Context;
 use rolecall_core::RefreshOptions;
@@ -12,13 +15,16 @@ use rolecall_core::config::Paths;
 use crate::cli::ExecArgs;
 use crate::cmd::engine;
 use crate::cmd::export::variables;
+use crate::cmd::serve::Endpoint;
 
 pub async fn run(paths: Paths, args: ExecArgs) -> anyhow::Result<u8> {
-    let engine = engine(paths).await?;
+    let engine = engine(paths.clone()).await?;
     let opts = RefreshOptions {
         force: false,
         mfa_code: args.mfa_code,
     };
+    // with --endpoint too: renews (and asks for an MFA code on the terminal) before the
+    // command starts, and gives the region
     let (creds, region) = engine.credentials(&args.profile, opts).await?;
     // no command: a shell, as aws-vault does, for a session of commands under the profile
     let shell = args
@@ -34,9 +40,61 @@ pub async fn run(paths: Paths, args: ExecArgs) -> anyhow::Result<u8> {
         // the profile would make SDKs read the file instead of these variables
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_DEFAULT_PROFILE");
-    for (k, v) in variables(&args.profile, &creds, region.as_deref()) {
+    let endpoint = if args.endpoint {
+        // no prompt while the command owns the terminal (see cmd/serve.rs)
+        let endpoint = Endpoint::ecs(
+            paths,
+            &args.profile,
+            0,
+            std::sync::Arc::new(rolecall_core::NoPrompt),
+        )
+        .await?;
+        endpoint_env(&mut cmd, &endpoint, region.as_deref());
+        cmd.env("ROLECALL_PROFILE", &args.profile);
+        Some(endpoint)
+    } else {
+        for (k, v) in variables(&args.profile, &creds, region.as_deref()) {
+            cmd.env(k, v);
+        }
+        None
+    };
+    drop(creds);
+    let code = run_child(cmd, &program).await;
+    if let Some(endpoint) = endpoint {
+        endpoint.stop().await;
+    }
+    code
+}
+
+/// The child's environment with `--endpoint`: the endpoint's variables, and nothing the SDKs
+/// would take before it. Static keys and the other container variables come first in their
+/// chains, and so does a `[default]` section of the credentials file (botocore, aws-config):
+/// the child gets none of them, and the credentials file is the null device for it.
+fn endpoint_env(cmd: &mut tokio::process::Command, endpoint: &Endpoint, region: Option<&str>) {
+    for k in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_CREDENTIAL_EXPIRATION",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    ] {
+        cmd.env_remove(k);
+    }
+    cmd.env(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        if cfg!(windows) { "NUL" } else { "/dev/null" },
+    );
+    for (k, v) in &endpoint.env {
         cmd.env(k, v);
     }
+    if let Some(r) = region {
+        cmd.env("AWS_REGION", r).env("AWS_DEFAULT_REGION", r);
+    }
+}
+
+/// Runs the command to its end, passing signals on, and returns its exit status as ours.
+async fn run_child(mut cmd: tokio::process::Command, program: &std::ffi::OsStr) -> anyhow::Result<u8> {
     // before the child exists, so that a signal right after its start is forwarded, not fatal
     let mut signals = Signals::install()?;
     #[cfg(unix)]
