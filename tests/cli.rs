@@ -459,7 +459,7 @@ tab rolecall st
     );
     for shell in ["zsh", "fish"] {
         let out = world.rc(&["completions", shell]).run().success();
-        assert_contains!(out.stdout, "COMPLETE=");
+        assert_contains!(out.stdout, "ROLECALL_COMPLETE=");
     }
 }
 

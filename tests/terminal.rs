@@ -164,3 +164,47 @@ fn issue_14_a_mistyped_mfa_code_is_asked_again() {
         .expect("a GetSessionToken request");
     assert_eq!(gst.param("TokenCode"), Some("123456"));
 }
+
+#[test]
+fn issue_14_keys_add_on_a_terminal_asks_before_replacing_a_key() {
+    let world = World::start();
+    world.setup(CONFIG);
+    let screen = on_a_terminal(
+        &world,
+        &["keys", "add", "bastion"],
+        &[
+            ("replace it? [y/N]", "y\n"),
+            ("AWS access key id:", "AKIAOTHERKEY00000000\n"),
+            (
+                "AWS secret access key:",
+                "secretsecretsecretsecretsecretsecret0000\n",
+            ),
+        ],
+    );
+    assert_contains!(
+        screen,
+        "source bastion already has a key (…MPLE) in the keychain; replace it? [y/N]"
+    );
+    let stored = world
+        .keyring
+        .lookup("rolecall", "source:bastion")
+        .expect("stored");
+    assert_contains!(stored, "AKIAOTHERKEY00000000");
+}
+
+/// `credential_process`'s stderr goes to the AWS CLI: the note on a typo is shown on the
+/// terminal, with the prompt.
+#[test]
+fn issue_14_credential_process_asks_again_on_the_terminal_after_a_typo() {
+    let world = World::start();
+    world.setup(CONFIG);
+    let screen = on_a_terminal(
+        &world,
+        &["credential-process", "dev-admin"],
+        &[("MFA code", "9182\n"), ("more tries)", "918 273\n")],
+    );
+    assert_contains!(screen, "that is not an MFA code");
+    assert_contains!(screen, "\"SessionToken\"");
+    let gst = world.proxy.first("GetSessionToken").expect("a session");
+    assert_eq!(gst.param("TokenCode"), Some("918273"));
+}

@@ -21,7 +21,10 @@ impl MfaPrompter for TerminalPrompt {
                 return None;
             }
             tokio::task::spawn_blocking(move || {
-                ask_code(|| {
+                ask_code(|note| {
+                    if let Some(note) = note {
+                        eprintln!("{note}");
+                    }
                     eprint!("MFA code for source {source} ({serial}): ");
                     let _ = std::io::stderr().flush();
                     let mut line = String::new();
@@ -47,13 +50,16 @@ pub fn mfa_code(input: &str) -> Option<String> {
     (code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())).then_some(code)
 }
 
-/// Asks with `read_line` (which prints the prompt) until a well-formed code comes, at most
-/// [`ATTEMPTS`] times: a typo is asked again instead of failing the whole run. An empty answer
-/// or no terminal means no code; after the last typo the answer is returned as typed, so that
-/// the engine's error says what is wrong with it.
-fn ask_code(mut read_line: impl FnMut() -> Option<String>) -> Option<String> {
+/// Asks with `read_line` (which prints the prompt, after the note on the last answer when there
+/// is one) until a well-formed code comes, at most [`ATTEMPTS`] times: a typo is asked again
+/// instead of failing the whole run. An empty answer or no terminal means no code; after the
+/// last typo the answer is returned as typed, so that the engine's error says what is wrong
+/// with it. The note goes where the prompt goes (the terminal for `credential_process`, whose
+/// stderr the AWS CLI swallows).
+fn ask_code(mut read_line: impl FnMut(Option<&str>) -> Option<String>) -> Option<String> {
+    let mut note = None;
     for attempt in 1..=ATTEMPTS {
-        let line = read_line()?;
+        let line = read_line(note.as_deref())?;
         if line.trim().is_empty() {
             return None;
         }
@@ -63,16 +69,11 @@ fn ask_code(mut read_line: impl FnMut() -> Option<String>) -> Option<String> {
         if attempt == ATTEMPTS {
             return Some(line.trim().to_string());
         }
-        eprintln!(
-            "that is not an MFA code: type the 6 digits your authenticator shows ({} more \
-             {})",
-            ATTEMPTS - attempt,
-            if ATTEMPTS - attempt == 1 {
-                "try"
-            } else {
-                "tries"
-            }
-        );
+        let left = ATTEMPTS - attempt;
+        note = Some(format!(
+            "that is not an MFA code: type the 6 digits your authenticator shows ({left} more {})",
+            if left == 1 { "try" } else { "tries" }
+        ));
     }
     None
 }
@@ -95,11 +96,17 @@ impl MfaPrompter for TtyPrompt {
             // rpassword opens the terminal for writing (the prompt) and for reading (the
             // answer), and fails before writing anything when there is none
             tokio::task::spawn_blocking(move || {
-                ask_code(|| match rpassword::prompt_password(&prompt) {
-                    Ok(line) => Some(line),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "no terminal to ask for an MFA code");
-                        None
+                ask_code(|note| {
+                    let prompt = match note {
+                        Some(note) => format!("{note}\n{prompt}"),
+                        None => prompt.clone(),
+                    };
+                    match rpassword::prompt_password(prompt) {
+                        Ok(line) => Some(line),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "no terminal to ask for an MFA code");
+                            None
+                        }
                     }
                 })
             })
@@ -161,15 +168,28 @@ mod tests {
     fn a_typo_is_asked_again_up_to_three_times() {
         let mut answers = vec!["12345\n", "123 456\n"].into_iter();
         assert_eq!(
-            ask_code(|| answers.next().map(str::to_string)).as_deref(),
+            ask_code(|_| answers.next().map(str::to_string)).as_deref(),
             Some("123456")
         );
         let mut asked = 0;
-        let got = ask_code(|| {
+        let mut notes = Vec::new();
+        let got = ask_code(|note| {
+            notes.push(note.map(str::to_string));
             asked += 1;
             Some("nope\n".to_string())
         });
         assert_eq!((asked, got.as_deref()), (3, Some("nope")));
-        assert_eq!(ask_code(|| Some("\n".to_string())), None);
+        assert_eq!(notes[0], None);
+        assert!(
+            notes[1]
+                .as_deref()
+                .is_some_and(|n| n.contains("2 more tries"))
+        );
+        assert!(
+            notes[2]
+                .as_deref()
+                .is_some_and(|n| n.contains("1 more try"))
+        );
+        assert_eq!(ask_code(|_| Some("\n".to_string())), None);
     }
 }

@@ -250,9 +250,12 @@ fn file_mode_check(path: &std::path::Path) -> Check {
 
 /// What a credentials file's mode means: read-only is what the writer refuses (it respects a
 /// file nobody may write, see `credfile::Error::ReadOnly`), group or other bits expose keys.
+/// Judged by the mode, not by trying: root may write any file, but the writer still refuses a
+/// read-only one.
 #[cfg(unix)]
 fn mode_verdict(mode: u32) -> (Verdict, String) {
-    if mode & 0o222 == 0 {
+    // no write bit at all is what the writer refuses; no owner write bit fails it as well
+    if mode & 0o200 == 0 {
         return (
             Verdict::Fail,
             "is read-only, so Rolecall cannot update it; run `chmod u+w` on it".into(),
@@ -294,6 +297,7 @@ mod tests {
     fn a_mode_is_told_as_it_is() {
         assert_eq!(mode_verdict(0o600).0, Verdict::Ok);
         assert_eq!(mode_verdict(0o400).0, Verdict::Fail);
+        assert_eq!(mode_verdict(0o460).0, Verdict::Fail);
         assert!(mode_verdict(0o400).1.contains("read-only"));
         assert_eq!(
             mode_verdict(0o640).1,
