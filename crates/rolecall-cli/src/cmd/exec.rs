@@ -94,7 +94,10 @@ fn endpoint_env(cmd: &mut tokio::process::Command, endpoint: &Endpoint, region: 
 }
 
 /// Runs the command to its end, passing signals on, and returns its exit status as ours.
-async fn run_child(mut cmd: tokio::process::Command, program: &std::ffi::OsStr) -> anyhow::Result<u8> {
+async fn run_child(
+    mut cmd: tokio::process::Command,
+    program: &std::ffi::OsStr,
+) -> anyhow::Result<u8> {
     // before the child exists, so that a signal right after its start is forwarded, not fatal
     let mut signals = Signals::install()?;
     #[cfg(unix)]
