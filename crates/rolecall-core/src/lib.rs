@@ -18,6 +18,7 @@ pub mod events;
 pub mod iam;
 pub mod scheduler;
 pub mod serve;
+pub mod status;
 pub mod sts;
 #[cfg(test)]
 mod testutil;

@@ -46,7 +46,7 @@ pub async fn run(paths: Paths, args: DaemonArgs) -> anyhow::Result<u8> {
     tasks.spawn(serve(socket, handle.clone(), shutdown.clone()));
     let token = shutdown.clone();
     tasks.spawn(async move {
-        if let Err(e) = engine.run(token).await {
+        if let Err(e) = rolecall_core::scheduler::run(&engine, token).await {
             tracing::error!(error = %e, "the scheduler stopped");
         }
     });
