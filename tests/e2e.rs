@@ -499,3 +499,62 @@ fn broken_config_names_file_line_and_key() {
     assert_contains!(out.stderr, "refresh_befor");
     assert_contains!(out.stderr, ":2");
 }
+
+/// Issue 13: `exec`, `export` and `credential-process` hand out credentials without a
+/// writable credentials file (read-only here; the user's bytes stay as they are).
+#[test]
+fn issue_13_exec_export_and_credential_process_work_with_a_read_only_credentials_file() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let world = World::start();
+    world.setup(CONFIG);
+    let user = "[mine]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = mine\n";
+    let path = world.sandbox.credentials_path();
+    world.sandbox.write(&path, user);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400))
+        .expect("making the credentials file read-only");
+
+    let out = world
+        .rc(&[
+            "exec",
+            "dev-admin",
+            "--mfa-code",
+            "123456",
+            "--",
+            "sh",
+            "-c",
+            "echo $AWS_ACCESS_KEY_ID",
+        ])
+        .run()
+        .success();
+    assert!(out.stdout.trim().starts_with("ASIA"), "{}", out.stdout);
+
+    let sh = world.rc(&["export", "dev-admin"]).run().success().stdout;
+    assert_contains!(sh, "export AWS_ACCESS_KEY_ID='ASIA");
+
+    let doc = world
+        .rc(&["credential-process", "dev-admin"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(doc["Version"], 1);
+    assert!(
+        doc["AccessKeyId"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("ASIA"))
+    );
+
+    // the real AWS CLI through credential_process
+    let bin = crate::support::rolecall_bin();
+    world.sandbox.write(
+        world.sandbox.aws_config_path(),
+        &format!("[profile via-process]\ncredential_process = {} credential-process dev-admin\nregion = us-east-1\n", bin.display()),
+    );
+    let out = world
+        .rolecall
+        .caller_identity("via-process")
+        .run()
+        .success();
+    assert_contains!(out.stdout, "assumed-role/Admin/");
+    assert_eq!(world.credentials(), user, "the read-only file was written");
+}

@@ -262,6 +262,7 @@ mod tests {
             state,
             message: None,
             next_renewal: None,
+            renews_before: None,
         }
     }
 

@@ -27,6 +27,17 @@ pub enum Error {
         /// Seconds waited.
         secs: u64,
     },
+    /// A read or write of a file did not finish in time.
+    #[error(
+        "{what} did not finish within {secs} s; check the disk or network file system it is on, \
+         then try again"
+    )]
+    FileTimeout {
+        /// What was being done.
+        what: String,
+        /// Seconds waited.
+        secs: u64,
+    },
     /// An STS call for a source's session failed.
     #[error("source {source_name}: {error}")]
     Session {
@@ -129,7 +140,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Sts { error, .. } | Error::Session { error, .. } => error.is_retryable(),
-            Error::KeychainTimeout { .. } => true,
+            Error::KeychainTimeout { .. } | Error::FileTimeout { .. } => true,
             Error::Vault(e) => e.is_retryable(),
             Error::Source { error, .. } => error.is_retryable(),
             Error::Iam(e) => e.is_retryable(),

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::State;
+use crate::status::State;
 
 /// Something the engine did or noticed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -72,7 +72,7 @@ pub async fn start_with(engine: Engine) -> Result<Host, Error> {
     tasks.spawn(serve(socket, handle.clone(), shutdown.clone()));
     let token = shutdown.clone();
     tasks.spawn(async move {
-        if let Err(e) = engine.run(token).await {
+        if let Err(e) = crate::scheduler::run(&engine, token).await {
             tracing::error!(error = %e, "the scheduler stopped");
         }
     });

@@ -19,6 +19,7 @@ pub mod host;
 pub mod iam;
 pub mod scheduler;
 pub mod serve;
+pub mod status;
 pub mod sts;
 #[cfg(test)]
 mod testutil;

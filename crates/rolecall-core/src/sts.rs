@@ -277,6 +277,16 @@ impl Default for StsOptions {
 }
 
 impl Sts {
+    /// Its attempts per call and time limit per attempt (for tests of the engine).
+    #[cfg(test)]
+    pub(crate) fn limits(&self) -> (u32, Option<Duration>) {
+        let timeout = self
+            .sdk
+            .timeout_config()
+            .and_then(|t| t.operation_attempt_timeout());
+        (self.attempts, timeout)
+    }
+
     /// Loads the SDK configuration (endpoint overrides from the environment, as the AWS SDKs
     /// define them), with no credential provider of its own.
     pub async fn new(opts: StsOptions) -> Sts {

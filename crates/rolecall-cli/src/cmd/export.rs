@@ -1,5 +1,6 @@
 //! `rolecall export PROFILE` and `rolecall credential-process PROFILE`.
 
+use rolecall_core::timestamp;
 use std::sync::Arc;
 
 use rolecall_core::RefreshOptions;
@@ -7,7 +8,7 @@ use rolecall_core::config::Paths;
 use rolecall_core::credentials::{Credentials, ExposeSecret};
 
 use crate::cli::{ExportArgs, ExportFormat, ProfileArg};
-use crate::cmd::{engine, engine_with, rfc3339};
+use crate::cmd::{engine, engine_with};
 use crate::prompt::TtyPrompt;
 
 /// The environment variables that carry a profile's credentials, in a stable order, and
@@ -29,7 +30,7 @@ pub fn variables(
         v.push(("AWS_SESSION_TOKEN", t.expose_secret().to_string()));
     }
     if let Some(e) = creds.expiration {
-        v.push(("AWS_CREDENTIAL_EXPIRATION", rfc3339(e)));
+        v.push(("AWS_CREDENTIAL_EXPIRATION", timestamp::format(e)));
     }
     if let Some(r) = region {
         v.push(("AWS_REGION", r.to_string()));
@@ -126,7 +127,7 @@ pub async fn credential_process(paths: Paths, args: ProfileArg) -> anyhow::Resul
         doc["SessionToken"] = t.expose_secret().into();
     }
     if let Some(e) = creds.expiration {
-        doc["Expiration"] = rfc3339(e).into();
+        doc["Expiration"] = timestamp::format(e).into();
     }
     outln!("{doc}");
     Ok(crate::exit::OK)

@@ -4,9 +4,10 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use rolecall_core::config::{Paths, SourceKind};
 use rolecall_core::credentials::{Credentials, KeyId};
+use rolecall_core::timestamp;
 
 use crate::cli::Keys;
-use crate::cmd::{engine, rfc3339};
+use crate::cmd::engine;
 use crate::prompt::read_key;
 
 pub async fn run(paths: Paths, keys: Keys) -> anyhow::Result<u8> {
@@ -86,7 +87,7 @@ pub async fn run(paths: Paths, keys: Keys) -> anyhow::Result<u8> {
                     let mfa = s.mfa_serial.as_deref().unwrap_or("no MFA");
                     let session = s
                         .session_expiration
-                        .map(|e| format!("session until {}", rfc3339(e)))
+                        .map(|e| format!("session until {}", timestamp::format(e)))
                         .unwrap_or_else(|| "no session".into());
                     outln!("{}  {key}  {mfa}  {session}", s.name);
                 }

@@ -118,11 +118,6 @@ pub async fn engine_with(
     Ok(engine.handle())
 }
 
-/// `2026-11-22T03:06:26Z`.
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
 /// `59m`, `11h 59m`, `40s`: time left, rounded down to what a person reads.
 pub fn short(d: Duration) -> String {
     let s = d.as_secs();

@@ -3,6 +3,7 @@
 //! With a running agent the agent does the work (and keeps its schedule); otherwise it is done
 //! in this process.
 
+use rolecall_core::timestamp;
 use std::io::IsTerminal;
 
 use rolecall_core::config::{Config, Paths};
@@ -11,7 +12,7 @@ use rolecall_core::serve::protocol::{Report, ReportKind};
 use rolecall_core::{RefreshOptions, Targets};
 
 use crate::cli::RefreshArgs;
-use crate::cmd::{agent, engine, left, rfc3339};
+use crate::cmd::{agent, engine, left};
 
 pub async fn run(paths: Paths, args: RefreshArgs, no_agent: bool) -> anyhow::Result<u8> {
     let profiles = if args.all { Vec::new() } else { args.profiles };
@@ -122,7 +123,7 @@ pub fn print(reports: &[Report], paths: &Paths) -> u8 {
             (ReportKind::Refreshed, Some(e)) => {
                 outln!(
                     "{name:width$}  renewed, expires {} (in {})",
-                    rfc3339(e),
+                    timestamp::format(e),
                     left(e)
                 );
             }
@@ -130,7 +131,7 @@ pub fn print(reports: &[Report], paths: &Paths) -> u8 {
             (ReportKind::StillValid, Some(e)) => {
                 outln!(
                     "{name:width$}  still valid until {} ({} left)",
-                    rfc3339(e),
+                    timestamp::format(e),
                     left(e)
                 );
             }

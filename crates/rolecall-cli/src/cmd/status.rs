@@ -1,9 +1,10 @@
 //! `rolecall status [--json]`.
 
 use rolecall_core::config::Paths;
+use rolecall_core::timestamp;
 
 use crate::cli::StatusArgs;
-use crate::cmd::{agent, engine, rfc3339, short};
+use crate::cmd::{agent, engine, short};
 
 pub async fn run(paths: Paths, args: StatusArgs, no_agent: bool) -> anyhow::Result<u8> {
     let status = match agent(&paths, no_agent).await {
@@ -29,7 +30,9 @@ pub async fn run(paths: Paths, args: StatusArgs, no_agent: bool) -> anyhow::Resu
                 s.upstream.clone(),
                 s.role_arn.clone().unwrap_or_else(|| "(session)".into()),
                 s.state.to_string(),
-                s.expiration.map(rfc3339).unwrap_or_else(|| "-".into()),
+                s.expiration
+                    .map(timestamp::format)
+                    .unwrap_or_else(|| "-".into()),
                 s.seconds_left
                     .filter(|l| *l > 0)
                     .map(|l| short(std::time::Duration::from_secs(l)))
@@ -68,6 +71,16 @@ pub async fn run(paths: Paths, args: StatusArgs, no_agent: bool) -> anyhow::Resu
             s.profile,
             s.message.as_deref().unwrap_or_default()
         );
+    }
+    for s in &status {
+        if let Some(before) = s.renews_before {
+            outln!(
+                "({}: renewed {} before it expires, a third of its lifetime, which is not longer \
+                 than refresh_before)",
+                s.profile,
+                short(std::time::Duration::from_secs(before))
+            );
+        }
     }
     if status.iter().any(|s| s.active) {
         outln!("(* mirrored into [default])");

@@ -2,9 +2,10 @@
 
 use rolecall_core::RefreshOptions;
 use rolecall_core::config::Paths;
+use rolecall_core::timestamp;
 
 use crate::cli::UseArgs;
-use crate::cmd::{agent, engine, rfc3339};
+use crate::cmd::{agent, engine};
 
 pub async fn run(paths: Paths, args: UseArgs, no_agent: bool) -> anyhow::Result<u8> {
     let profile = if args.none {
@@ -30,7 +31,10 @@ pub async fn run(paths: Paths, args: UseArgs, no_agent: bool) -> anyhow::Result<
         }
     };
     match (profile, expiration) {
-        (Some(p), Some(e)) => outln!("[default] now mirrors {p} (expires {})", rfc3339(e)),
+        (Some(p), Some(e)) => outln!(
+            "[default] now mirrors {p} (expires {})",
+            timestamp::format(e)
+        ),
         (Some(p), None) => outln!("[default] now mirrors {p}"),
         (None, _) => outln!("[default] is no longer managed by rolecall"),
     }

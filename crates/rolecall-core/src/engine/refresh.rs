@@ -1,6 +1,8 @@
 //! One refresh pass: sessions first (each fetched at most once per pass, the cached one or a
 //! new one with an MFA code), then role profiles level by level along their chains, each level
-//! renewed concurrently with a bounded limit on the one shared STS client.
+//! renewed concurrently with a bounded limit on the one shared STS client; then one locked,
+//! atomic update of the credentials file for the whole pass. Also [`EngineHandle::credentials`]:
+//! one profile's fresh credentials for `exec`, `export` and `credential_process`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
@@ -9,11 +11,15 @@ use futures_util::stream::{self, StreamExt};
 
 use crate::config::{Config, Upstream};
 use crate::credentials::Credentials;
-use crate::credfile;
+use crate::credfile::{self, Edit};
 use crate::error::Error;
+use crate::events::Event;
 use crate::sts::{self, AssumeRole};
 
-use super::{EngineHandle, Outcome, RefreshOptions, sources};
+use super::{
+    EngineHandle, Outcome, RefreshOptions, Targets, active, chain_of, check_mfa_code, sources,
+    upsert,
+};
 
 pub(super) struct FreshCreds {
     pub(super) credentials: Credentials,
@@ -167,7 +173,8 @@ impl Run<'_> {
         }
         let (creds, _) = credfile::managed_credentials(self.text, name)?;
         let left = creds.time_left(self.now);
-        if left.is_some_and(|l| l <= self.config.settings.refresh_before) {
+        let renew_before = crate::status::profile_renew_before(self.config, name);
+        if left.is_some_and(|l| l <= renew_before) {
             return None;
         }
         let expiration = creds.expiration;
@@ -201,7 +208,7 @@ impl Run<'_> {
         match result {
             Ok(creds) => {
                 let expiration = creds.expiration;
-                tracing::info!(profile = name, expiration = ?expiration.map(humantime::format_rfc3339_seconds), "renewed");
+                tracing::info!(profile = name, expiration = ?expiration.map(crate::timestamp::format), "renewed");
                 self.fresh.insert(
                     name.to_string(),
                     FreshCreds {
@@ -244,8 +251,7 @@ impl Run<'_> {
             external_id: p.external_id.as_deref(),
         };
         self.handle
-            .inner
-            .sts
+            .sts()
             .assume_role(creds, self.config.region(name), &req)
             .await
             .map_err(|error| Error::Sts {
@@ -303,6 +309,231 @@ impl Run<'_> {
             .insert(source.to_string(), got.credentials.clone());
         Ok(got.credentials)
     }
+}
+
+impl EngineHandle {
+    /// Renews the given profiles (and what they depend on) that are due, or all of them with
+    /// `force`. Keeps going past failures; each profile gets its own [`Outcome`]. All new
+    /// sections are written in one atomic update of the credentials file. Independent
+    /// profiles are renewed concurrently (`settings.max_concurrent_refreshes`); a running
+    /// scheduler is told, so it re-plans around what was renewed.
+    pub async fn refresh(
+        &self,
+        targets: &Targets,
+        opts: RefreshOptions,
+    ) -> Result<Vec<(String, Outcome)>, Error> {
+        let all = self.refresh_pass(targets, opts).await?;
+        self.wake();
+        Ok(all
+            .into_iter()
+            .filter(|(_, _, wanted)| *wanted)
+            .map(|(name, outcome, _)| (name, outcome))
+            .collect())
+    }
+
+    /// [`EngineHandle::refresh`], returning the outcome of every profile of the pass (what the
+    /// targets assume from too), each marked with whether it was a target.
+    pub(crate) async fn refresh_pass(
+        &self,
+        targets: &Targets,
+        opts: RefreshOptions,
+    ) -> Result<Vec<(String, Outcome, bool)>, Error> {
+        let (outcomes, _) = self.pass(targets, opts, Delivery::File).await?;
+        Ok(outcomes)
+    }
+
+    /// One refresh pass; with [`Delivery::Caller`], the file is written when it can be, and
+    /// the fresh credentials of every profile of the pass are returned either way.
+    async fn pass(
+        &self,
+        targets: &Targets,
+        opts: RefreshOptions,
+        delivery: Delivery,
+    ) -> Result<(Vec<(String, Outcome, bool)>, BTreeMap<String, Credentials>), Error> {
+        let _serial = self.inner.refresh_lock.lock().await;
+        let config = self.config();
+        let wanted = self.resolve(&config, targets)?;
+        if let Some(code) = &opts.mfa_code {
+            check_mfa_code(code)?;
+        }
+        let text = match self.file_op(|f| f.read()).await {
+            Ok(t) => t,
+            Err(e) if delivery == Delivery::Caller => {
+                // nothing to reuse from it: renew what is asked for
+                tracing::warn!(error = %e, "cannot read the credentials file; renewing anyway");
+                zeroize::Zeroizing::new(String::new())
+            }
+            Err(e) => return Err(e),
+        };
+        let now = self.now();
+        let mut run = Run {
+            handle: self,
+            config: &config,
+            text: &text,
+            now,
+            opts,
+            sessions: BTreeMap::new(),
+            fresh: BTreeMap::new(),
+            unanswered: BTreeMap::new(),
+            failed: BTreeMap::new(),
+            started: BTreeSet::new(),
+        };
+        // profiles the targets assume from come first (chains), each done once
+        let mut order: Vec<String> = Vec::new();
+        for name in config.ordered_profiles() {
+            let needed = wanted
+                .iter()
+                .any(|w| w == name || chain_of(&config, w).contains(&name));
+            if needed {
+                order.push(name.to_string());
+            }
+        }
+        let wanted: BTreeSet<String> = wanted.into_iter().collect();
+        let limit = config.settings.max_concurrent_refreshes;
+        let mut outcomes = run.pass(&order, &wanted, limit).await;
+        let mut edits: Vec<(&str, Edit)> = Vec::new();
+        let active = config.settings.active.as_deref();
+        for (name, creds) in &run.fresh {
+            if !creds.written {
+                continue;
+            }
+            let region = config.region(name).map(str::to_string);
+            edits.push((
+                name,
+                upsert(name, &creds.credentials, region.clone(), false),
+            ));
+            if active == Some(name.as_str())
+                && let Some((edit, _)) =
+                    active::mirror(&text, name, Some(creds.credentials.clone()), region, false)
+            {
+                edits.push((name, edit));
+            }
+        }
+        let (edits, refused) = self.writable(&text, edits);
+        for (profile, e) in refused {
+            tracing::warn!(profile, error = %e, "a section of this profile cannot be written");
+            if delivery == Delivery::Caller {
+                // the caller gets the credentials all the same
+                continue;
+            }
+            if let Some((_, o)) = outcomes.iter_mut().find(|(n, _)| *n == profile) {
+                *o = Outcome::Failed(Error::Credfile(e));
+            }
+        }
+        let mut written = true;
+        if !edits.is_empty() {
+            let result = self.file_op(move |f| f.apply(&edits)).await;
+            match result {
+                Ok(_) => {}
+                Err(e) if delivery == Delivery::Caller => {
+                    tracing::warn!(error = %e, "the credentials file was not updated; the credentials are handed over all the same");
+                    written = false;
+                }
+                Err(e) => {
+                    // nothing was written: report every renewed profile as failed
+                    let msg = e.to_string();
+                    for (_, o) in outcomes.iter_mut() {
+                        if matches!(o, Outcome::Refreshed { .. }) {
+                            *o = Outcome::Failed(Error::Internal(msg.clone()));
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        // every profile of the pass: one renewed only as a dependency was written too
+        for (name, o) in &outcomes {
+            match o {
+                Outcome::Refreshed { .. } if !written => {}
+                Outcome::Refreshed { expiration } => self.emit(Event::CredentialsRefreshed {
+                    profile: name.clone(),
+                    expiration: *expiration,
+                }),
+                Outcome::Failed(e) => self.emit(Event::RefreshFailed {
+                    profile: name.clone(),
+                    message: e.to_string(),
+                    needs_user: e.needs_user(),
+                }),
+                Outcome::StillValid { .. } => {}
+            }
+        }
+        let fresh = run
+            .fresh
+            .into_iter()
+            .map(|(n, f)| (n, f.credentials))
+            .collect();
+        let outcomes = outcomes
+            .into_iter()
+            .map(|(name, o)| {
+                let w = wanted.contains(&name);
+                (name, o, w)
+            })
+            .collect();
+        Ok((outcomes, fresh))
+    }
+
+    /// The edits that `text` can take, and the profiles whose section it cannot take (the
+    /// user's own section of that name, a duplicated one), with the file's reason: those fail
+    /// alone instead of the whole pass. For `[default]` of the active profile, the profile's own
+    /// section is still written. The batch is tried first, so the per-section checks only run
+    /// when something is wrong.
+    fn writable<'n>(
+        &self,
+        text: &str,
+        edits: Vec<(&'n str, Edit)>,
+    ) -> (Vec<Edit>, Vec<(&'n str, credfile::Error)>) {
+        let file = self.credentials_file();
+        let batch: Vec<Edit> = edits.iter().map(|(_, e)| e.clone()).collect();
+        if credfile::splice(text, &batch, file.path()).is_ok() {
+            return (batch, Vec::new());
+        }
+        let mut ok = Vec::with_capacity(edits.len());
+        let mut refused = Vec::new();
+        for (profile, edit) in edits {
+            match credfile::splice(text, std::slice::from_ref(&edit), file.path()) {
+                Ok(_) => ok.push(edit),
+                Err(e) => refused.push((profile, e)),
+            }
+        }
+        (ok, refused)
+    }
+
+    /// Fresh credentials of one profile (renewed first if due), for `exec`, `export` and
+    /// `credential_process`, with the profile's region. They do not need the credentials file:
+    /// renewed credentials are written to it when it can take them (a read-only or unwritable
+    /// file is only logged), and handed over either way; sessions are cached as always.
+    pub async fn credentials(
+        &self,
+        profile: &str,
+        opts: RefreshOptions,
+    ) -> Result<(Credentials, Option<String>), Error> {
+        let targets = Targets::Some(vec![profile.to_string()]);
+        let (outcomes, mut fresh) = self.pass(&targets, opts, Delivery::Caller).await?;
+        self.wake();
+        for (name, outcome, _) in outcomes {
+            if name == profile
+                && let Outcome::Failed(e) = outcome
+            {
+                return Err(e);
+            }
+        }
+        let region = self.config().region(profile).map(str::to_string);
+        match fresh.remove(profile) {
+            Some(creds) => Ok((creds, region)),
+            None => Err(Error::Internal(format!(
+                "profile {profile} was renewed but its credentials are missing"
+            ))),
+        }
+    }
+}
+
+/// Where a pass delivers what it renews.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// Into the credentials file: a pass it refuses fails.
+    File,
+    /// To the caller (`exec`, `export`, `credential_process`); into the file too when it can.
+    Caller,
 }
 
 /// `order` split into chain levels: profiles that assume from a source, then those that
@@ -409,5 +640,69 @@ role_arn = "arn:aws:iam::222222222222:role/E"
             levels(&config, &order),
             [vec!["a", "b"], vec!["c", "e"], vec!["d"]]
         );
+    }
+
+    /// Issue 13: a cached MFA session whose `session_duration` is not longer than
+    /// `refresh_before` is used while it has more than a third of its lifetime left, instead of
+    /// asking for a new code at every renewal.
+    #[tokio::test]
+    async fn issue_13_a_short_session_is_reused_without_asking_for_a_code() {
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        use crate::credentials::{Credentials, SecretString};
+        use crate::vault::{CachedSession, MemoryStore, Vault};
+        use crate::{Engine, Outcome, RefreshOptions, Targets};
+
+        let serial = "arn:aws:iam::111111111111:mfa/alice";
+        let sb = testutil::Sandbox::new();
+        sb.write_config(&format!(
+            "[sources.s]\nmfa_serial = \"{serial}\"\n[profiles.p]\nsource = \"s\"\n"
+        ));
+        let mut config = Config::load(&sb.path("rolecall/config.toml")).unwrap();
+        // (the config's own validation of this is another change's)
+        config.sources.get_mut("s").unwrap().session_duration = Some(Duration::from_secs(900));
+        let store = Arc::new(MemoryStore::new());
+        let vault = Vault::new(store.clone());
+        let key = Credentials {
+            access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+            secret_access_key: SecretString::from("secret"),
+            session_token: None,
+            expiration: None,
+        };
+        vault.set_source_key("s", &key).unwrap();
+        // started a minute ago: 14 of its 15 minutes left
+        let session = CachedSession {
+            credentials: Credentials {
+                access_key_id: "ASIAIOSFODNN7EXAMPLE".into(),
+                secret_access_key: SecretString::from("session"),
+                session_token: Some(SecretString::from("token")),
+                expiration: Some(SystemTime::now() + Duration::from_secs(14 * 60)),
+            },
+            mfa_serial: Some(serial.into()),
+        };
+        vault.set_session("s", &session).unwrap();
+        let prompter = Arc::new(Silent(0.into()));
+        let engine = Engine::builder(sb.paths())
+            .config(Arc::new(config))
+            .secret_store(store)
+            .mfa_prompter(prompter.clone())
+            .build()
+            .await
+            .unwrap();
+        let outcomes = engine
+            .handle()
+            .refresh(&Targets::All, RefreshOptions::default())
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcomes[..], [(_, Outcome::Refreshed { .. })]),
+            "{outcomes:?}"
+        );
+        assert_eq!(prompter.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // and `status` says when it is renewed
+        let status = engine.handle().status().await.unwrap();
+        assert_eq!(status[0].state, crate::State::Fresh);
+        assert_eq!(status[0].renews_before, Some(300));
     }
 }

@@ -104,7 +104,7 @@ impl EngineHandle {
     ) -> Result<String, Error> {
         let config = self.config();
         let region = config.sources.get(source).and_then(|s| s.region.clone());
-        let sts = &self.inner.sts;
+        let sts = self.sts();
         let who = sts
             .caller_identity(key, region.as_deref())
             .await
@@ -116,7 +116,7 @@ impl EngineHandle {
         // user works for both and for policies scoped to `user/${aws:username}`
         let user = crate::iam::user_name(&who.arn)?;
         let mut serials =
-            crate::iam::mfa_devices(sts, key, region.as_deref(), user.as_deref()).await?;
+            crate::iam::mfa_devices(&sts, key, region.as_deref(), user.as_deref()).await?;
         let user = user.unwrap_or_else(|| "root".to_string());
         match serials.len() {
             0 => Err(crate::iam::Error::NoDevice { user }.into()),
@@ -150,40 +150,42 @@ impl EngineHandle {
         }
         let cfg_path = self.inner.paths.config_file.clone();
         let p = plan.clone();
-        let new_config = tokio::task::spawn_blocking(move || -> Result<Config, config::Error> {
-            let mut ed = ConfigEditor::open(&cfg_path)?;
-            for s in &p.sources {
-                ed.set_entry(
-                    "sources",
-                    &s.name,
-                    &[
-                        ("mfa_serial", s.mfa_serial.clone()),
-                        ("region", s.region.clone()),
-                    ],
-                );
-            }
-            for n in &p.profiles {
-                ed.set_entry(
-                    "profiles",
-                    &n.name,
-                    &[
-                        ("source", Some(n.source.clone())),
-                        ("role_arn", Some(n.role_arn.clone())),
-                        (
-                            "duration",
-                            n.duration
-                                .map(|d| humantime::format_duration(d).to_string()),
-                        ),
-                        ("region", n.region.clone()),
-                        ("external_id", n.external_id.clone()),
-                        ("session_name", n.session_name.clone()),
-                    ],
-                );
-            }
-            ed.save()
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
+        let new_config = super::blocking::bounded(
+            "the config file edit",
+            move || -> Result<Config, config::Error> {
+                let mut ed = ConfigEditor::open(&cfg_path)?;
+                for s in &p.sources {
+                    ed.set_entry(
+                        "sources",
+                        &s.name,
+                        &[
+                            ("mfa_serial", s.mfa_serial.clone()),
+                            ("region", s.region.clone()),
+                        ],
+                    );
+                }
+                for n in &p.profiles {
+                    ed.set_entry(
+                        "profiles",
+                        &n.name,
+                        &[
+                            ("source", Some(n.source.clone())),
+                            ("role_arn", Some(n.role_arn.clone())),
+                            (
+                                "duration",
+                                n.duration
+                                    .map(|d| humantime::format_duration(d).to_string()),
+                            ),
+                            ("region", n.region.clone()),
+                            ("external_id", n.external_id.clone()),
+                            ("session_name", n.session_name.clone()),
+                        ],
+                    );
+                }
+                ed.save()
+            },
+        )
+        .await??;
         self.set_config(new_config);
         Ok(plan)
     }
@@ -193,8 +195,29 @@ impl EngineHandle {
         crate::doctor::run(self).await
     }
 
-    pub(crate) fn sts(&self) -> &Sts {
-        &self.inner.sts
+    /// The STS client in force (rebuilt by a reload that changes its settings).
+    pub(crate) fn sts(&self) -> Sts {
+        match self.inner.sts.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Builds the STS client for `settings`.
+    pub(crate) async fn new_sts(settings: &crate::config::Settings) -> Sts {
+        Sts::new(crate::sts::StsOptions {
+            attempt_timeout: settings.sts_timeout,
+            max_attempts: settings.sts_max_attempts,
+            ..crate::sts::StsOptions::default()
+        })
+        .await
+    }
+
+    pub(crate) fn set_sts(&self, sts: Sts) {
+        match self.inner.sts.write() {
+            Ok(mut s) => *s = sts,
+            Err(poisoned) => *poisoned.into_inner() = sts,
+        }
     }
 
     pub(crate) async fn read_credentials_text(&self) -> Result<zeroize::Zeroizing<String>, Error> {

@@ -20,6 +20,7 @@
 //! opens the keychain only on first use.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
@@ -134,6 +135,10 @@ pub(super) struct Sources {
     /// Sessions started from a long-lived key in the environment, by source. Never persisted:
     /// the keychain may not exist where these sources are used.
     memory: Mutex<BTreeMap<String, CachedSession>>,
+    /// What the environment holds, for unit tests (changing the process environment of a
+    /// multi-threaded test binary is unsound).
+    #[cfg(test)]
+    pub(super) test_environment: Mutex<Option<Credentials>>,
 }
 
 impl Sources {
@@ -180,7 +185,7 @@ pub(super) async fn session(
     mfa_code: impl FnOnce() -> Option<String> + Send,
 ) -> Result<Session, EngineError> {
     let src = source_config(handle, config, source)?;
-    let valid_until = now + config.settings.refresh_before;
+    let valid_until = now + crate::status::session_renew_before(config, source);
     match src.kind {
         SourceKind::Keychain => keychain(handle, src, source, renew, valid_until, mfa_code).await,
         SourceKind::InstanceProfile => {
@@ -250,7 +255,7 @@ pub(super) async fn usable_without_mfa_until(
             Ok(cached.as_ref().is_some_and(usable))
         }
         SourceKind::Environment => {
-            let base = environment_credentials(source).await?;
+            let base = environment_credentials(handle, source).await?;
             if base.session_token.is_some() || src.mfa_serial.is_none() {
                 return Ok(true);
             }
@@ -297,32 +302,106 @@ async fn keychain(
     valid_until: SystemTime,
     mfa_code: impl FnOnce() -> Option<String> + Send,
 ) -> Result<Session, EngineError> {
-    if !renew {
+    let key = async {
         let s = source.to_string();
-        let cached = handle.blocking(move |v| v.session(&s)).await?;
-        if let Some(c) = cached
-            && lasts(src, &c, valid_until)
-        {
-            return Ok(Session {
-                credentials: c.credentials,
-                started: false,
-            });
+        handle
+            .blocking(move |v| v.source_key(&s))
+            .await?
+            .ok_or_else(|| EngineError::NoKey {
+                source_name: source.to_string(),
+            })
+    };
+    let cache = SessionCache::Keychain;
+    cached_or_started(
+        handle,
+        src,
+        source,
+        renew,
+        valid_until,
+        cache,
+        key,
+        mfa_code,
+    )
+    .await
+}
+
+/// Where a source keeps the MFA session it started from its long-lived key: the keychain (shared
+/// by the CLI, the daemon and the app), or this engine's memory (environment sources, whose
+/// machine may have no keychain).
+#[derive(Debug, Clone, Copy)]
+enum SessionCache {
+    Keychain,
+    Memory,
+}
+
+impl SessionCache {
+    async fn get(
+        self,
+        handle: &EngineHandle,
+        source: &str,
+    ) -> Result<Option<CachedSession>, EngineError> {
+        match self {
+            SessionCache::Keychain => {
+                let s = source.to_string();
+                handle.blocking(move |v| v.session(&s)).await
+            }
+            SessionCache::Memory => Ok(handle.inner.sources.memory().get(source).cloned()),
         }
     }
-    let s = source.to_string();
-    let key = handle
-        .blocking(move |v| v.source_key(&s))
-        .await?
-        .ok_or_else(|| EngineError::NoKey {
-            source_name: source.to_string(),
-        })?;
+
+    async fn put(
+        self,
+        handle: &EngineHandle,
+        source: &str,
+        session: CachedSession,
+    ) -> Result<(), EngineError> {
+        match self {
+            SessionCache::Keychain => {
+                let s = source.to_string();
+                handle.blocking(move |v| v.set_session(&s, &session)).await
+            }
+            SessionCache::Memory => {
+                handle
+                    .inner
+                    .sources
+                    .memory()
+                    .insert(source.to_string(), session);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The one "cached session, else start one and cache it" path: the session in `cache` while it
+/// lasts until `valid_until` (unless `renew`), else GetSessionToken with the long-lived key that
+/// `key` reads (only then), cached for next time and announced.
+#[allow(clippy::too_many_arguments)]
+async fn cached_or_started(
+    handle: &EngineHandle,
+    src: &SourceConfig,
+    source: &str,
+    renew: bool,
+    valid_until: SystemTime,
+    cache: SessionCache,
+    key: impl Future<Output = Result<Credentials, EngineError>> + Send,
+    mfa_code: impl FnOnce() -> Option<String> + Send,
+) -> Result<Session, EngineError> {
+    if !renew
+        && let Some(c) = cache.get(handle, source).await?
+        && lasts(src, &c, valid_until)
+    {
+        return Ok(Session {
+            credentials: c.credentials,
+            started: false,
+        });
+    }
+    let key = key.await?;
     let creds = start_session(handle, src, source, &key, mfa_code).await?;
     let cached = CachedSession {
         credentials: creds.clone(),
         mfa_serial: src.mfa_serial.clone(),
     };
-    let s = source.to_string();
-    handle.blocking(move |v| v.set_session(&s, &cached)).await?;
+    cache.put(handle, source, cached).await?;
     Ok(new_session(handle, source, creds))
 }
 
@@ -348,7 +427,23 @@ async fn instance_profile(handle: &EngineHandle, source: &str) -> Result<Credent
 /// The environment's credentials, through aws-config's standard provider. It reads the
 /// process environment itself: that is the SDK's documented credential chain, and the one
 /// deliberate exception to "only `config::Paths::from_env` reads the environment".
-async fn environment_credentials(source: &str) -> Result<Credentials, EngineError> {
+async fn environment_credentials(
+    handle: &EngineHandle,
+    source: &str,
+) -> Result<Credentials, EngineError> {
+    #[cfg(test)]
+    if let Some(c) = handle
+        .inner
+        .sources
+        .test_environment
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+    {
+        return Ok(c);
+    }
+    #[cfg(not(test))]
+    let _ = handle;
     let provided = EnvironmentVariableCredentialsProvider::new()
         .provide_credentials()
         .await
@@ -367,7 +462,7 @@ async fn environment(
     valid_until: SystemTime,
     mfa_code: impl FnOnce() -> Option<String> + Send,
 ) -> Result<Session, EngineError> {
-    let base = environment_credentials(source).await?;
+    let base = environment_credentials(handle, source).await?;
     if base.session_token.is_some() {
         // already temporary (a CI job's role, `aws-vault exec`…): used as they are
         tracing::debug!(source, key = %KeyId(&base.access_key_id), "temporary credentials from the environment");
@@ -376,26 +471,19 @@ async fn environment(
             started: true,
         });
     }
-    if !renew {
-        let memory = handle.inner.sources.memory();
-        if let Some(c) = memory.get(source)
-            && lasts(src, c, valid_until)
-        {
-            return Ok(Session {
-                credentials: c.credentials.clone(),
-                started: false,
-            });
-        }
-    }
-    let creds = start_session(handle, src, source, &base, mfa_code).await?;
-    handle.inner.sources.memory().insert(
-        source.to_string(),
-        CachedSession {
-            credentials: creds.clone(),
-            mfa_serial: src.mfa_serial.clone(),
-        },
-    );
-    Ok(new_session(handle, source, creds))
+    let cache = SessionCache::Memory;
+    let key = async { Ok(base) };
+    cached_or_started(
+        handle,
+        src,
+        source,
+        renew,
+        valid_until,
+        cache,
+        key,
+        mfa_code,
+    )
+    .await
 }
 
 /// Whether a cached session of `src` can stand in for a new one until `until`: started with
@@ -455,8 +543,7 @@ async fn start_session(
         }
     };
     handle
-        .inner
-        .sts
+        .sts()
         .session_token(
             key,
             src.region.as_deref(),

@@ -22,16 +22,27 @@ use crate::engine::EngineHandle;
 pub(super) const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// Watches the config file until `stop`; returns at once (after a log line) when it cannot.
+/// When its directory does not exist yet (a first run), the nearest directory above it that
+/// does is watched instead, and the watch moves down as the directories are made, so a config
+/// written after start is still seen.
 pub(super) async fn config_file(handle: EngineHandle, stop: CancellationToken) {
     let path = handle.paths().config_file.clone();
     let (Some(dir), Some(name)) = (parent(&path), path.file_name().map(OsString::from)) else {
         tracing::info!(path = %path.display(), "not watching the config file: no directory");
         return;
     };
-    // capacity 1: a pending reload covers every change before it
+    // capacity 1: a pending look covers every change before it
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    let target = dir.clone();
     let on_event = move |res: notify::Result<notify::Event>| match res {
-        Ok(ev) if is_change(&ev.kind) && ev.paths.iter().any(|p| p.file_name() == Some(&name)) => {
+        Ok(ev)
+            if is_change(&ev.kind)
+                && ev.paths.iter().any(|p| {
+                    p.file_name() == Some(&name)
+                        // the config's directory, or one on the way to it, was made
+                        || target.starts_with(p)
+                }) =>
+        {
             let _ = tx.try_send(());
         }
         Ok(_) => {}
@@ -44,15 +55,9 @@ pub(super) async fn config_file(handle: EngineHandle, stop: CancellationToken) {
             return;
         }
     };
-    if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
-        tracing::info!(
-            dir = %dir.display(),
-            error = %e,
-            "not watching the config file (SIGHUP still reloads it)"
-        );
+    let Some(mut watched) = arm(&mut watcher, &dir, None) else {
         return;
-    }
-    tracing::debug!(dir = %dir.display(), "watching the config file");
+    };
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -66,9 +71,47 @@ pub(super) async fn config_file(handle: EngineHandle, stop: CancellationToken) {
                 r = rx.recv() => if r.is_none() { return },
             }
         }
+        if watched != dir {
+            match arm(&mut watcher, &dir, Some(&watched)) {
+                Some(w) => watched = w,
+                None => return,
+            }
+            if watched != dir || !path.exists() {
+                continue;
+            }
+        }
         // an invalid file is logged and announced by reload itself
         let _ = handle.reload().await;
     }
+}
+
+/// Watches `dir`, or the nearest directory above it that exists, instead of `current`; returns
+/// what is watched now (`None`: nothing can be).
+fn arm(
+    watcher: &mut impl Watcher,
+    dir: &std::path::Path,
+    current: Option<&std::path::Path>,
+) -> Option<PathBuf> {
+    let Some(nearest) = dir.ancestors().find(|a| a.is_dir()).map(PathBuf::from) else {
+        tracing::info!(dir = %dir.display(), "not watching the config file: no directory");
+        return None;
+    };
+    if current == Some(nearest.as_path()) {
+        return Some(nearest);
+    }
+    if let Some(old) = current {
+        let _ = watcher.unwatch(old);
+    }
+    if let Err(e) = watcher.watch(&nearest, RecursiveMode::NonRecursive) {
+        tracing::info!(
+            dir = %nearest.display(),
+            error = %e,
+            "not watching the config file (SIGHUP still reloads it)"
+        );
+        return None;
+    }
+    tracing::debug!(dir = %nearest.display(), "watching for the config file");
+    Some(nearest)
 }
 
 fn parent(path: &std::path::Path) -> Option<PathBuf> {
