@@ -538,3 +538,118 @@ fn boto3_finds_the_profile_on_the_real_imds_address_with_nothing_configured() {
         "http://169.254.169.254:80/"
     );
 }
+
+/// [`SHORT`] with `refresh_before` at 5 minutes: the engine alone would call 14-minute-old
+/// credentials fresh.
+const LATE: &str = r#"[settings]
+refresh_before = "5m"
+sts_timeout = "2s"
+
+[sources.bastion]
+mfa_serial = "arn:aws:iam::123456789012:mfa/alice"
+
+[profiles.dev-admin]
+source = "bastion"
+role_arn = "arn:aws:iam::222222222222:role/Admin"
+duration = "15m10s"
+"#;
+
+/// The `AccessKeyId` and `Expiration` the ECS endpoint at `addr` serves now.
+fn served_key(addr: SocketAddr, token: &str) -> (String, SystemTime) {
+    let r = ecs_get(
+        addr,
+        &addr.to_string(),
+        &format!("Authorization: {token}\r\n"),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let doc: serde_json::Value = serde_json::from_str(&r.body).expect("JSON");
+    let exp = doc["Expiration"].as_str().expect("Expiration");
+    let exp = humantime::parse_rfc3339(exp).expect("RFC 3339");
+    (
+        doc["AccessKeyId"].as_str().unwrap_or_default().to_string(),
+        exp,
+    )
+}
+
+#[test]
+fn credentials_with_less_than_15_minutes_left_are_renewed_before_being_served() {
+    let world = World::start();
+    world.setup(LATE);
+    world
+        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let served = Served::start(&world, &["--ecs", "dev-admin"]);
+    let addr = Served::addr(served.var("AWS_CONTAINER_CREDENTIALS_FULL_URI"));
+    let token = served.var("AWS_CONTAINER_AUTHORIZATION_TOKEN").to_string();
+    let (first, _) = served_key(addr, &token);
+    let floor = Duration::from_secs(15 * 60);
+    let due = wait_until(Duration::from_secs(60), || {
+        let exp = expiration(&world.credentials(), "dev-admin")?;
+        (exp < SystemTime::now() + floor).then_some(())
+    });
+    assert!(
+        due.is_some(),
+        "never inside 15 minutes:\n{}",
+        world.credentials()
+    );
+    let before = world.proxy.count("AssumeRole");
+    let (second, exp) = served_key(addr, &token);
+    assert_ne!(first, second, "served inside 15 minutes:\n{}", served.log());
+    assert!(
+        exp > SystemTime::now() + floor,
+        "renewed, yet inside 15 minutes"
+    );
+    // fresh now: served as they are
+    let (third, _) = served_key(addr, &token);
+    assert_eq!(third, second);
+    assert_eq!(
+        world.proxy.count("AssumeRole") - before,
+        1,
+        "\n{}",
+        served.log()
+    );
+}
+
+#[test]
+fn serve_prints_the_variables_on_stdout_only_and_never_overwrites_an_env_file() {
+    let world = world();
+    let log = world.sandbox.log_path("serve-stdout");
+    let mut process = world
+        .rc(&["serve", "--ecs", "dev-admin"])
+        .spawn("rolecall serve", &log);
+    let text = wait_until(Duration::from_secs(30), || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        text.contains("export AWS_CONTAINER_AUTHORIZATION_TOKEN=")
+            .then_some(text)
+    });
+    let text = text.unwrap_or_else(|| panic!("no variables printed:\n{}", process.log()));
+    let token = text
+        .lines()
+        .find_map(|l| l.strip_prefix("export AWS_CONTAINER_AUTHORIZATION_TOKEN="))
+        .map(|v| v.trim_matches('\'').to_string())
+        .expect("the token line");
+    assert_eq!(token.len(), 64, "{text}");
+    assert_contains!(
+        text,
+        "export AWS_CONTAINER_CREDENTIALS_FULL_URI='http://127.0.0.1:"
+    );
+    // the token is on its own line, once: not repeated in a log line
+    assert_eq!(text.matches(&token).count(), 1, "{text}");
+    process.signal("TERM");
+    let status = process.wait_timeout(Duration::from_secs(10));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", process.log());
+
+    let existing = world.sandbox.path("taken.env");
+    std::fs::write(&existing, "mine\n").expect("writing a file");
+    let out = world
+        .rc(&["serve", "--ecs", "dev-admin", "--env-file"])
+        .arg(&existing)
+        .run()
+        .failure();
+    assert_contains!(out.stderr, "must not exist");
+    assert_eq!(
+        std::fs::read_to_string(&existing).unwrap_or_default(),
+        "mine\n"
+    );
+}

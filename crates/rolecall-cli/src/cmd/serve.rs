@@ -49,7 +49,7 @@ pub struct ServeArgs {
     pub port: Option<u16>,
     /// The address the IMDS endpoint listens on (default 127.0.0.1). Only requests from this
     /// machine are served, whatever the address.
-    #[arg(long, value_name = "ADDR", requires = "imds")]
+    #[arg(long, value_name = "ADDR", requires = "imds", conflicts_with = "ecs")]
     pub bind: Option<IpAddr>,
     /// Write the environment lines into FILE (created, mode 0600; must not exist) instead of
     /// printing them: when stdout goes to a log (systemd's journal) that must not hold the token.
@@ -242,4 +242,48 @@ async fn wait_for_stop() -> anyhow::Result<()> {
 #[cfg(not(unix))]
 async fn wait_for_stop() -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("rolecall").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn one_endpoint_at_a_time_and_bind_only_for_imds() {
+        assert!(parse(&["serve"]).is_err());
+        assert!(parse(&["serve", "--ecs", "a", "--imds", "b"]).is_err());
+        assert!(parse(&["serve", "--ecs", "a", "--bind", "127.0.0.1"]).is_err());
+        let Ok(Cli {
+            command: Command::Serve(args),
+            ..
+        }) = parse(&[
+            "serve",
+            "--imds",
+            "a",
+            "--bind",
+            "169.254.169.254",
+            "--port",
+            "8080",
+        ])
+        else {
+            panic!("serve --imds with --bind and --port is valid");
+        };
+        assert_eq!(args.imds.as_deref(), Some("a"));
+        assert_eq!(args.port, Some(8080));
+    }
+
+    #[test]
+    fn printed_values_are_single_quoted_for_the_shell() {
+        assert_eq!(
+            super::sh_quote("http://127.0.0.1:1/"),
+            "'http://127.0.0.1:1/'"
+        );
+        assert_eq!(super::sh_quote("a'b"), r"'a'\''b'");
+    }
 }
