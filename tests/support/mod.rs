@@ -40,7 +40,7 @@ mod world;
 pub use self::{
     command::{Output, TestCommand},
     daemon::Daemon,
-    desktop::{App, MenuItem, Xvfb, app_bin, parse_layout},
+    desktop::{App, MenuItem, Notifications, Xvfb, app_bin, parse_layout},
     fault_proxy::{Fault, FaultProxy, ProxiedRequest},
     imds::{Imds, ImdsCredentials, ImdsRequest},
     keyring::Keyring,
