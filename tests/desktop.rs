@@ -2,8 +2,12 @@
 //! clicked over D-Bus (`com.canonical.dbusmenu`), hosting the engine itself or attached to a
 //! running `rolecall daemon`.
 
-use crate::support::credfile::{expect_key_id, key_id};
-use crate::support::{App, Daemon, MenuItem, World, Xvfb, app_bin, parse_layout};
+use std::time::Duration;
+
+use crate::support::credfile::key_id;
+use crate::support::{
+    App, Daemon, MenuItem, Notifications, World, Xvfb, app_bin, parse_layout, wait_until,
+};
 
 /// Three profiles of one MFA source, all started by one refresh before the app runs.
 fn refreshed_world() -> World {
@@ -38,20 +42,27 @@ fn has_profile_items(menu: &[MenuItem]) -> bool {
 }
 
 /// Clicks `profile` and waits for `[default]` to become its credentials and the check mark
-/// to move to it alone.
+/// to move to it alone. The file first: GTK toggles a clicked check item by itself, so the
+/// mark alone proves nothing until the app has redrawn from the engine.
 fn click_and_expect_active(world: &World, app: &App, profile: &str) {
     app.click(&format!("{profile} — "));
+    let switched = wait_until(Duration::from_secs(20), || {
+        let creds = world.credentials();
+        (key_id(&creds, "default").is_some()
+            && key_id(&creds, "default") == key_id(&creds, profile))
+        .then_some(())
+    });
+    assert!(
+        switched.is_some(),
+        "[default] did not become {profile}'s credentials:\n{}\n{}",
+        world.credentials(),
+        app.log()
+    );
     let menu = app.wait_for_menu(&format!("{profile} checked alone"), |m| {
         let c = checked(m);
         c.len() == 1 && c[0].starts_with(&format!("{profile} — "))
     });
     assert!(has_profile_items(&menu), "{menu:#?}");
-    let creds = world.credentials();
-    assert_eq!(
-        key_id(&creds, "default"),
-        Some(expect_key_id(&creds, profile)),
-        "[default] is not {profile}'s credentials:\n{creds}"
-    );
 }
 
 #[test]
@@ -219,4 +230,22 @@ fn start_at_login_writes_and_removes_a_quoted_entry_that_starts_hidden() {
         login_checked(m) == Some(false)
     });
     assert!(!entry.exists(), "the login entry is still there");
+}
+
+#[test]
+fn a_session_needing_a_code_is_notified_through_the_desktop_server() {
+    let world = World::start();
+    // no refresh: the first pass needs an MFA code
+    world.setup(crate::support::CONFIG);
+    let xvfb = Xvfb::start(&world);
+    let notifications = Notifications::start(&world, &xvfb);
+    let app = App::start(&world, &xvfb);
+    notifications.wait_for("Rolecall needs an MFA code", &app);
+    notifications.wait_for("Source bastion", &app);
+    // and the app goes on answering
+    app.wait_for_menu("profiles waiting for a code", |m| {
+        profiles(m)
+            .iter()
+            .any(|(l, _)| l.ends_with("needs an MFA code"))
+    });
 }

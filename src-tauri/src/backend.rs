@@ -12,7 +12,7 @@ use rolecall_core::events::Event;
 use rolecall_core::serve::client::AgentClient;
 use rolecall_core::serve::protocol::{Report, ReportKind};
 use rolecall_core::{EngineHandle, Host, ProfileStatus, State, Targets, host};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::windows::MfaPrompt;
@@ -25,6 +25,9 @@ pub enum Backend {
         engine: EngineHandle,
         /// Its tasks; taken on [`Backend::stop`].
         host: tokio::sync::Mutex<Option<Host>>,
+        /// Subscribed before the scheduler started, so [`Backend::watch`] misses no event
+        /// of the first pass (an `MfaRequired` at start).
+        events: std::sync::Mutex<Option<broadcast::Receiver<Event>>>,
     },
     /// In another process (a `rolecall daemon`), reached over its socket.
     Attached {
@@ -42,10 +45,15 @@ impl Backend {
         if AgentClient::connect(&paths.runtime_dir).await?.is_some() {
             return Ok(Self::attached(paths));
         }
-        match host::start(paths.clone()).await {
+        let engine = host::engine(paths.clone())
+            .await
+            .context("starting the rolecall engine")?;
+        let events = engine.handle().subscribe();
+        match host::start_with(engine).await {
             Ok(host) => Ok(Backend::Hosted {
                 engine: host.engine().clone(),
                 host: tokio::sync::Mutex::new(Some(host)),
+                events: std::sync::Mutex::new(Some(events)),
             }),
             Err(e) if e.is_already_running() => Ok(Self::attached(paths)),
             Err(e) => Err(e).context("starting the rolecall engine"),
@@ -172,8 +180,12 @@ impl Backend {
     /// Attached, a lost agent ends the stream (logged).
     pub async fn watch(&self, changed: mpsc::Sender<Option<Event>>, stop: CancellationToken) {
         match self {
-            Backend::Hosted { engine, .. } => {
-                let mut events = engine.subscribe();
+            Backend::Hosted { engine, events, .. } => {
+                let early = match events.lock() {
+                    Ok(mut g) => g.take(),
+                    Err(poisoned) => poisoned.into_inner().take(),
+                };
+                let mut events = early.unwrap_or_else(|| engine.subscribe());
                 loop {
                     let event = tokio::select! {
                         () = stop.cancelled() => return,
@@ -182,8 +194,8 @@ impl Backend {
                     let event = match event {
                         Ok(e) => Some(e),
                         // lost some: redraw from the status anyway
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        Err(broadcast::error::RecvError::Lagged(_)) => None,
+                        Err(broadcast::error::RecvError::Closed) => return,
                     };
                     if changed.send(event).await.is_err() {
                         return;

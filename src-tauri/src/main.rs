@@ -13,6 +13,7 @@
 mod backend;
 mod commands;
 mod error;
+mod notify;
 mod tray;
 mod windows;
 
@@ -119,8 +120,8 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Redraws the tray after every engine event (coalesced) and once a minute, and opens the
-/// MFA popup when the engine asks for a code.
+/// Redraws the tray after every engine event (coalesced) and once a minute, notifies what
+/// needs the user, and opens the MFA popup when the engine asks for a code.
 async fn redraws(app: AppHandle, mut changes: mpsc::Receiver<Option<Event>>) {
     let state = app.state::<AppState>();
     // an engine that asked for a code before the app listened (an agent started earlier);
@@ -158,6 +159,10 @@ async fn redraws(app: AppHandle, mut changes: mpsc::Receiver<Option<Event>>) {
             pending.push(more);
         }
         for event in pending.into_iter().flatten() {
+            let shown = event.clone();
+            tauri::async_runtime::spawn(state.tasks.track_future(async move {
+                notify::event(&shown).await;
+            }));
             if let Event::MfaRequired { source, mfa_serial } = event {
                 let prompt = MfaPrompt {
                     source,

@@ -77,6 +77,64 @@ impl Xvfb {
     }
 }
 
+/// A notification server (dunst) on the keyring's bus and `xvfb`'s display, and a bus monitor
+/// that logs every `Notify` call; both killed by PID on Drop.
+pub struct Notifications {
+    // drop order: the monitor, then the server
+    monitor: Process,
+    server: Process,
+}
+
+impl Notifications {
+    pub fn start(world: &World, xvfb: &Xvfb) -> Notifications {
+        let mut env = world.sandbox.env();
+        env.extend(world.keyring.env());
+        let server = TestCommand::new("dunst", env.clone())
+            .env("DISPLAY", xvfb.display())
+            .spawn("dunst", &world.sandbox.log_path("dunst"));
+        let owned = wait_until(START_TIMEOUT, || {
+            let out = TestCommand::new("gdbus", env.clone())
+                .args(["call", "--address", world.keyring.address()])
+                .args(["--dest", "org.freedesktop.DBus", "--object-path"])
+                .args(["/org/freedesktop/DBus", "--method"])
+                .args([
+                    "org.freedesktop.DBus.NameHasOwner",
+                    "org.freedesktop.Notifications",
+                ])
+                .run();
+            out.stdout.contains("true").then_some(())
+        });
+        assert!(owned.is_some(), "dunst did not start:\n{}", server.log());
+        let monitor = TestCommand::new("dbus-monitor", env)
+            .args(["--address", world.keyring.address()])
+            .arg("type='method_call',interface='org.freedesktop.Notifications',member='Notify'")
+            .spawn("dbus-monitor", &world.sandbox.log_path("notify-calls"));
+        // it logs its own NameAcquired once it is connected, before it turns into a monitor
+        let ready = wait_until(START_TIMEOUT, || {
+            monitor.log().contains("NameLost").then_some(())
+        });
+        assert!(
+            ready.is_some(),
+            "dbus-monitor did not start:\n{}",
+            monitor.log()
+        );
+        Notifications { monitor, server }
+    }
+
+    /// Waits until a `Notify` call carrying `text` went over the bus.
+    pub fn wait_for(&self, text: &str, app: &App) {
+        let seen = wait_until(Duration::from_secs(30), || {
+            self.monitor.log().contains(text).then_some(())
+        });
+        assert!(
+            seen.is_some(),
+            "no notification with {text:?}; calls seen:\n{}\napp:\n{}",
+            self.monitor.log(),
+            app.log()
+        );
+    }
+}
+
 /// One item of the tray menu, as the bus shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MenuItem {
@@ -93,6 +151,8 @@ pub struct App {
     pub process: Process,
     bus: String,
     env: Vec<(String, String)>,
+    /// The app's connection that exports the menu, found once at start.
+    name: String,
 }
 
 impl App {
@@ -111,19 +171,21 @@ impl App {
             process,
             bus,
             env: world.keyring.env(),
+            name: String::new(),
         };
-        let ready = wait_until(START_TIMEOUT, || {
+        let found = wait_until(START_TIMEOUT, || {
             if !app.process.is_running() {
-                return Some(false);
+                return Some(None);
             }
-            app.connection().map(|_| true)
+            app.connection().map(Some)
         });
-        assert_eq!(
-            ready,
-            Some(true),
-            "the app's tray menu did not appear on the bus:\n{}",
-            app.log()
-        );
+        match found.flatten() {
+            Some(name) => app.name = name,
+            None => panic!(
+                "the app's tray menu did not appear on the bus:\n{}",
+                app.log()
+            ),
+        }
         app
     }
 
@@ -143,7 +205,9 @@ impl App {
             .run()
     }
 
-    /// The app's unique bus name whose connection exports the tray menu.
+    /// The app's unique bus name whose connection exports the tray menu. The app has other
+    /// connections (the keychain's, notifications') that never answer a call they do not
+    /// expect: each is asked with a short timeout ([`App::has_menu`]).
     fn connection(&self) -> Option<String> {
         let names = self.gdbus(&[
             "--dest",
@@ -183,12 +247,25 @@ impl App {
         ])
     }
 
+    /// Whether `name` answers GetLayout within 3 s. With dbus-send: `gdbus call` first
+    /// introspects the object under its default 25 s timeout, whatever `--timeout` says, and
+    /// a connection that does not dispatch calls never answers that.
+    fn has_menu(&self, name: &str) -> bool {
+        TestCommand::new("dbus-send", self.env.iter().cloned().collect())
+            .arg(format!("--bus={}", self.bus))
+            .args(["--print-reply", "--reply-timeout=3000"])
+            .arg(format!("--dest={name}"))
+            .args([MENU_PATH, "com.canonical.dbusmenu.GetLayout"])
+            .args(["int32:0", "int32:-1", "array:string:"])
+            .timeout(Duration::from_secs(15))
+            .run()
+            .code
+            == Some(0)
+    }
+
     /// The menu's top-level items, in order.
     pub fn menu(&self) -> Vec<MenuItem> {
-        let name = self
-            .connection()
-            .unwrap_or_else(|| panic!("the app left the bus:\n{}", self.log()));
-        let out = self.layout_of(&name).success();
+        let out = self.layout_of(&self.name).success();
         parse_layout(&out.stdout)
     }
 
@@ -204,16 +281,15 @@ impl App {
 
     /// Clicks the item labelled starting with `prefix`.
     pub fn click(&self, prefix: &str) {
-        let name = self
-            .connection()
-            .unwrap_or_else(|| panic!("the app left the bus:\n{}", self.log()));
-        let item = parse_layout(&self.layout_of(&name).success().stdout)
+        let name = &self.name;
+        let item = self
+            .menu()
             .into_iter()
             .find(|i| i.label.starts_with(prefix))
             .unwrap_or_else(|| panic!("no menu item {prefix:?}"));
         self.gdbus(&[
             "--dest",
-            &name,
+            name,
             "--object-path",
             MENU_PATH,
             "--method",
