@@ -3,6 +3,8 @@
 //! Every test runs real components (the `rolecall` binary, moto's STS, gnome-keyring on a private
 //! D-Bus, the AWS CLI) inside a throwaway HOME; see `support` for the helpers. `make test` builds
 //! the binary and installs the Python tools first.
+// test code: an unwrap is an assertion (clippy's allow-unwrap-in-tests does not reach helpers)
+#![allow(clippy::unwrap_used)]
 
 #[macro_use]
 mod support;

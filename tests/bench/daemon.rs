@@ -19,6 +19,8 @@
 //! so it may be a dev build). Run with `make bench`, or one part with
 //! `ROLECALL_BIN=$PWD/target/release/rolecall cargo bench --workspace --bench daemon
 //! --profile dev -- idle` (or `fanout`).
+// test code: an unwrap is an assertion (clippy's allow-unwrap-in-tests does not reach helpers)
+#![allow(clippy::unwrap_used)]
 
 #[allow(
     unused_macros,

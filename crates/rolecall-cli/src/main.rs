@@ -136,7 +136,7 @@ fn init_logging(verbose: u8, format: cli::LogFormat) {
         EnvFilter::try_from_env("ROLECALL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     // whatever was asked for, these crates log signed requests and STS response bodies (keys and
     // tokens) below these levels: a second filter caps them, so secrets never reach a log
-    let caps = SECRET_SAFE_CAPS.iter().fold(
+    let caps = rolecall_core::host::SECRET_SAFE_LOG_CAPS.iter().fold(
         Targets::new().with_default(LevelFilter::TRACE),
         |t, (target, level)| t.with_target(*target, *level),
     );
@@ -157,26 +157,3 @@ fn init_logging(verbose: u8, format: cli::LogFormat) {
         .with(layer.with_filter(wanted).with_filter(caps))
         .init();
 }
-
-/// Log levels above which third-party crates could print credentials.
-const SECRET_SAFE_CAPS: &[(&str, tracing::Level)] = {
-    use tracing::Level;
-    &[
-        ("aws_sigv4", Level::INFO),
-        ("aws_smithy_runtime", Level::INFO),
-        ("aws_smithy_runtime_api", Level::INFO),
-        ("aws_smithy_http", Level::DEBUG),
-        ("aws_smithy_http_client", Level::DEBUG),
-        ("aws_smithy_types", Level::DEBUG),
-        ("aws_sdk_sts", Level::DEBUG),
-        ("aws_runtime", Level::DEBUG),
-        ("aws_config", Level::DEBUG),
-        ("hyper", Level::INFO),
-        ("hyper_util", Level::INFO),
-        ("h2", Level::INFO),
-        ("rustls", Level::INFO),
-        ("dbus", Level::INFO),
-        ("keyring_core", Level::INFO),
-        ("dbus_secret_service_keyring_store", Level::INFO),
-    ]
-};

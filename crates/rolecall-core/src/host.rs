@@ -165,6 +165,7 @@ pub const SECRET_SAFE_LOG_CAPS: &[(&str, tracing::Level)] = {
         ("aws_smithy_http_client", Level::DEBUG),
         ("aws_smithy_types", Level::DEBUG),
         ("aws_sdk_sts", Level::DEBUG),
+        ("aws_sdk_iam", Level::DEBUG),
         ("aws_runtime", Level::DEBUG),
         ("aws_config", Level::DEBUG),
         ("hyper", Level::INFO),

@@ -6,6 +6,8 @@
 //! the CLI, the daemon and the tray app, and reports what happens on a typed event stream
 //! ([`events`]). This crate has no GUI dependencies, never prints, prompts or exits.
 #![warn(missing_docs)]
+// the engine never prints: it reports through events, errors and `tracing`
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod awsconfig;
 pub mod config;
