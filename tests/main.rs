@@ -18,3 +18,4 @@ mod serve;
 mod sources;
 mod terminal;
 mod testbed;
+mod vault;
