@@ -20,3 +20,4 @@ mod serve;
 mod sources;
 mod terminal;
 mod testbed;
+mod vault;

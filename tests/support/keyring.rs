@@ -11,7 +11,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ChildStdout, Command, Stdio};
 use std::time::Duration;
 
@@ -35,6 +35,11 @@ pub struct Keyring {
     address: String,
     control_socket: PathBuf,
     env: Env,
+    /// The sandbox root (the daemon's working directory) and log directory, for restarts.
+    root: PathBuf,
+    log_dir: PathBuf,
+    /// How many daemons were started, naming each one's log.
+    starts: u32,
 }
 
 impl Keyring {
@@ -46,29 +51,9 @@ impl Keyring {
         let mut env = sandbox.env();
         env.insert("DBUS_SESSION_BUS_ADDRESS".to_owned(), address.clone());
 
-        let log = sandbox.log_path("gnome-keyring");
-        let out = File::create(&log).expect("creating the gnome-keyring log");
-        let err = out
-            .try_clone()
-            .expect("cloning the gnome-keyring log handle");
-        let child = Command::new("gnome-keyring-daemon")
-            .args(["--unlock", "--components=secrets", "--foreground"])
-            .env_clear()
-            .envs(&env)
-            .current_dir(sandbox.root())
-            .stdin(Stdio::piped())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting gnome-keyring-daemon (apt: gnome-keyring): {e}"));
-        let mut daemon = Process::new("gnome-keyring-daemon", child, Some(&log));
-        {
-            // --unlock reads the password until EOF, then creates or unlocks "login" with it.
-            let mut stdin = daemon.take_stdin().expect("gnome-keyring's stdin is piped");
-            stdin
-                .write_all(Self::PASSWORD.as_bytes())
-                .expect("writing the keyring password");
-        }
+        let log_dir = sandbox.log_dir();
+        let root = sandbox.root().to_path_buf();
+        let daemon = spawn_daemon(&env, &root, &log_dir.join("gnome-keyring.log"));
 
         let keyring = Keyring {
             daemon,
@@ -77,9 +62,46 @@ impl Keyring {
             address,
             control_socket: sandbox.runtime_dir().join("keyring/control"),
             env,
+            root,
+            log_dir,
+            starts: 1,
         };
         keyring.wait_ready();
         keyring
+    }
+
+    /// Kills gnome-keyring-daemon (as a crash would) and waits until nothing owns
+    /// `org.freedesktop.secrets`; the bus stays up, with no Secret Service on it.
+    pub fn stop_daemon(&mut self) {
+        self.daemon.kill();
+        let released = wait_until(START_TIMEOUT, || {
+            let output = self.gdbus_call(
+                "org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus.NameHasOwner",
+                &["org.freedesktop.secrets"],
+            );
+            output.stdout.contains("false").then_some(())
+        });
+        if released.is_none() {
+            panic!(
+                "org.freedesktop.secrets is still owned after killing gnome-keyring\nlog:\n{}",
+                self.log()
+            );
+        }
+    }
+
+    /// Kills gnome-keyring-daemon and starts a new one on the same bus and keyrings (the login
+    /// keyring unlocked again), as when the keyring daemon restarts under a running client.
+    /// The new daemon logs to `gnome-keyring-N.log`; [`Keyring::log`] shows the new one.
+    pub fn restart_daemon(&mut self) {
+        self.stop_daemon();
+        self.starts += 1;
+        let log = self
+            .log_dir
+            .join(format!("gnome-keyring-{}.log", self.starts));
+        self.daemon = spawn_daemon(&self.env, &self.root, &log);
+        self.wait_ready();
     }
 
     /// Ready means the daemon owns `org.freedesktop.secrets` and a store + lookup round-trips.
@@ -286,6 +308,33 @@ impl Keyring {
             self.bus.log()
         )
     }
+}
+
+/// Starts gnome-keyring-daemon on the bus in `env`; `--unlock` reads the login password from
+/// stdin until EOF, then creates or unlocks "login" with it.
+fn spawn_daemon(env: &Env, root: &Path, log: &Path) -> Process {
+    let out = File::create(log).expect("creating the gnome-keyring log");
+    let err = out
+        .try_clone()
+        .expect("cloning the gnome-keyring log handle");
+    let child = Command::new("gnome-keyring-daemon")
+        .args(["--unlock", "--components=secrets", "--foreground"])
+        .env_clear()
+        .envs(env)
+        .current_dir(root)
+        .stdin(Stdio::piped())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting gnome-keyring-daemon (apt: gnome-keyring): {e}"));
+    let mut daemon = Process::new("gnome-keyring-daemon", child, Some(log));
+    {
+        let mut stdin = daemon.take_stdin().expect("gnome-keyring's stdin is piped");
+        stdin
+            .write_all(Keyring::PASSWORD.as_bytes())
+            .expect("writing the keyring password");
+    }
+    daemon
 }
 
 /// Starts dbus-daemon in the foreground from our config and reads its address line, which it
