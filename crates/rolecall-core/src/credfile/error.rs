@@ -66,6 +66,17 @@ pub enum Error {
         /// The rejected name.
         name: String,
     },
+    /// The profile name cannot be written as a `[profile NAME]` header of the config file that
+    /// botocore (which splits it like a shell would) and the Rust SDK read back as that name.
+    #[error(
+        "profile name {name:?} cannot be a profile of the aws config file: it must be non-empty, \
+         without spaces, quotes, backslashes or control characters, and not \"DEFAULT\"; \
+         choose another name"
+    )]
+    InvalidProfileName {
+        /// The rejected name.
+        name: String,
+    },
     /// A value to write would corrupt the file or read back differently (the value itself is
     /// not shown: it may be a secret).
     #[error(

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{Edit, Error, IoOp, splice};
+use super::{Block, Edit, Error, IoOp, ProfileSection, splice_as};
 
 /// The shared credentials file at one path, read and written safely.
 #[derive(Debug, Clone)]
@@ -53,7 +53,20 @@ impl CredentialsFile {
     /// several hard links ([`Error::HardLinked`]) or bind-mounted ([`Error::MountPoint`]) is
     /// refused; one that belongs to another user is refused unless running as root
     /// ([`Error::ForeignOwner`]).
+    ///
+    /// The same writer serves the config file: see [`apply_config`](Self::apply_config).
     pub fn apply(&self, edits: &[Edit]) -> Result<bool, Error> {
+        self.apply_as(edits)
+    }
+
+    /// [`apply`](Self::apply) for the AWS config file (`~/.aws/config`, `AWS_CONFIG_FILE`,
+    /// given to [`new`](Self::new)): its `[profile NAME]` and `[default]` sections, with the
+    /// same lock, atomic write, torn-read checks, ownership and refusals.
+    pub fn apply_config(&self, edits: &[Edit<ProfileSection>]) -> Result<bool, Error> {
+        self.apply_as(edits)
+    }
+
+    fn apply_as<B: Block>(&self, edits: &[Edit<B>]) -> Result<bool, Error> {
         let target = resolve_symlinks(&self.path)?;
         let only_removes = edits.iter().all(|e| !matches!(e, Edit::Upsert { .. }));
         if only_removes && !target.exists() {
@@ -132,7 +145,7 @@ impl Target<'_> {
 
     /// One read-splice-write. `Some(changed)` when done, `None` when the file changed under
     /// it (nothing was written; try again).
-    fn attempt(&self, edits: &[Edit], lock: &mut Lock) -> Result<Option<bool>, Error> {
+    fn attempt<B: Block>(&self, edits: &[Edit<B>], lock: &mut Lock) -> Result<Option<bool>, Error> {
         let before = self.stamp()?;
         if let Some(stamp) = &before
             && stamp.links > 1
@@ -159,7 +172,7 @@ impl Target<'_> {
                 }
             }
         }
-        let new = splice(&old, edits, self.named)?;
+        let new = splice_as(&old, edits, self.named)?;
         if *new == *old {
             return Ok(Some(false));
         }

@@ -1129,3 +1129,7 @@ fn issue_13_splice_output_buffer_never_moves(#[case] user: &str) {
     let again = splice(&out, &edits, path()).unwrap();
     assert_eq!(*again, *out);
 }
+
+// -----------------------------------------------------------------------------------------
+// The same writer for the AWS config file (issue 15).
+mod config;
