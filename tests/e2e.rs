@@ -499,3 +499,66 @@ fn broken_config_names_file_line_and_key() {
     assert_contains!(out.stderr, "refresh_befor");
     assert_contains!(out.stderr, ":2");
 }
+
+/// Issue 15: `rolecall setup credential-process` writes a managed `[profile NAME]` into
+/// `~/.aws/config` whose `credential_process` names this binary (quoted: its path here has a
+/// space and a quote), and the real AWS CLI gets the assumed role through it. Names that
+/// collide with a section of the credentials file or a profile the user wrote are refused,
+/// and the user's bytes of the config file are kept.
+#[test]
+fn issue_15_setup_credential_process_writes_a_profile_the_aws_cli_uses() {
+    let world = World::start();
+    world.setup(CONFIG);
+    world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let dir = world.sandbox.path("my tools/it's here");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("rolecall");
+    std::fs::copy(crate::support::rolecall_bin(), &bin).unwrap();
+    let setup = |args: &[&str]| {
+        crate::support::TestCommand::new(&bin, world.rolecall.environment().clone())
+            .args(["setup", "credential-process"])
+            .args(args)
+            .current_dir(world.sandbox.home())
+    };
+    let user = "# mine\r\n[profile work]\r\nregion = us-east-1\r\n";
+    world.sandbox.write(world.sandbox.aws_config_path(), user);
+
+    // dev-admin has a managed section in the credentials file, whose keys would win
+    let out = setup(&["dev-admin"]).run().code_is(2);
+    assert_contains!(out.stderr, "a section rolecall manages");
+    assert_contains!(out.stderr, "--as dev-admin-process");
+    // a profile the user wrote
+    let out = setup(&["dev-admin", "--as", "work"]).run().code_is(2);
+    assert_contains!(out.stderr, "was not written by rolecall");
+    // an unknown profile
+    setup(&["nope", "--as", "x"]).run().code_is(2);
+    assert_eq!(world.sandbox.read(world.sandbox.aws_config_path()), user);
+
+    let out = setup(&["dev-admin", "--as", "dev-process"]).run().success();
+    assert_contains!(out.stdout, "wrote [profile dev-process]");
+    let text = world.sandbox.read(world.sandbox.aws_config_path());
+    assert!(text.ends_with(user), "{text}");
+    assert_contains!(
+        text,
+        &format!(
+            "credential_process = '{}' credential-process dev-admin\r\n",
+            bin.display().to_string().replace('\'', r"'\''")
+        )
+    );
+    // again: nothing to change
+    let out = setup(&["dev-admin", "--as", "dev-process"]).run().success();
+    assert_contains!(out.stdout, "already set up");
+
+    let out = world
+        .rolecall
+        .caller_identity("dev-process")
+        .run()
+        .success();
+    assert_eq!(
+        out.json()["Arn"].as_str().unwrap_or_default(),
+        "arn:aws:sts::222222222222:assumed-role/Admin/rolecall-user"
+    );
+}

@@ -70,6 +70,9 @@ pub enum Command {
     Daemon(DaemonArgs),
     /// Print the running agent's events as they happen (renewals, failures, MFA requests).
     Watch(WatchArgs),
+    /// Write the AWS config file's side of an integration (credential_process).
+    #[command(subcommand)]
+    Setup(crate::cmd::setup::Setup),
     /// Print shell completions.
     Completions {
         /// The shell.

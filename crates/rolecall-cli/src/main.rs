@@ -110,6 +110,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Doctor => cmd::doctor::run(paths).await,
         Command::Daemon(a) => cmd::daemon::run(paths, a).await,
         Command::Watch(a) => cmd::watch::run(paths, a).await,
+        Command::Setup(s) => cmd::setup::run(paths, s).await,
     }
 }
 
