@@ -197,9 +197,20 @@ fn unowned_section_is_refused_and_adopt_takes_it_over() {
     assert_contains!(out.stderr, "[default]");
     assert!(world.credentials().contains("aws_secret_access_key = mine"));
 
+    // adopting would destroy the long-lived key in it (issue 14): refused, with the way out
+    let out = world.rc(&["use", "session", "--adopt"]).run().code_is(1);
+    assert_contains!(out.stderr, "rolecall keys import default --scrub");
+    assert!(world.credentials().ends_with(user), "{}", world.credentials());
+
+    // a [default] without a key of the user's is taken over
+    let user = user.replace(
+        "aws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = mine\n",
+        "output = json\n",
+    );
+    world.sandbox.write(world.sandbox.credentials_path(), &user);
     world.rc(&["use", "session", "--adopt"]).run().success();
     let text = world.credentials();
-    assert!(!text.contains("aws_secret_access_key = mine"), "{text}");
+    assert!(!text.contains("output = json"), "{text}");
     assert_contains!(text, "[dev-admin]\nregion = us-west-2\n");
 }
 

@@ -34,6 +34,23 @@ pub enum Error {
         /// The credentials file.
         path: PathBuf,
     },
+    /// `rolecall use --adopt` would overwrite a section holding the user's long-lived access
+    /// key (an access key id and secret without a session token): refused, so that nothing
+    /// rolecall writes or removes is ever the user's own key.
+    #[error(
+        "section [{name}] in {path} holds your long-lived access key …{key_tail}, which rolecall \
+         will not overwrite; move it into the keychain first with \
+         \"rolecall keys import {name} --scrub\" (stores it as source {name:?} and removes the \
+         section), then run the command again"
+    )]
+    LongLivedKey {
+        /// The section name.
+        name: String,
+        /// The credentials file.
+        path: PathBuf,
+        /// The last 4 characters of the access key id (never the whole id).
+        key_tail: String,
+    },
     /// The file has more than one section of that name, which configparser (so the AWS CLI)
     /// refuses to read; rolecall will not guess which one is meant.
     #[error(

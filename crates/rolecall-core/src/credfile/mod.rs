@@ -292,7 +292,14 @@ pub fn static_key(text: &str, name: &str, path: &Path) -> Result<Credentials, Er
         return Err(problem(StaticKeyProblem::Managed));
     }
     let f = fields(text, span);
-    if f.session_token.is_some() || f.security_token.is_some() {
+    let has_token = f.session_token.is_some() || f.security_token.is_some();
+    // An AKIA key is long-lived even beside a session token (a stale one that `aws configure
+    // set` left in a section rolecall wrote): importing it is how the user gets it back.
+    if has_token
+        && !f
+            .access_key_id
+            .is_some_and(|id| splice::is_long_lived(id, true))
+    {
         return Err(problem(StaticKeyProblem::Temporary));
     }
     match (f.access_key_id, f.secret_access_key) {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::scan::{Doc, fingerprint};
+use super::scan::{Doc, Span, fields, fingerprint};
 use super::{
     ACCESS_KEY_ID, BOM, Block, CONFIGPARSER_DEFAULT_SECTION, EXPIRATION_KEY, Edit, Error,
     FINGERPRINT_KEY, FileKind, MANAGED_KEY, REGION, SECRET_ACCESS_KEY, SESSION_TOKEN, Section,
@@ -239,6 +239,30 @@ fn block_len<B: Block>(section: &B) -> usize {
     section.name().len() + section.body_len() + FRAME_LEN
 }
 
+/// The access key id of a section that holds a long-lived key (see [`is_long_lived`]).
+fn long_lived_key<'t>(text: &'t str, span: &Span<'_>) -> Option<&'t str> {
+    let f = fields(text, span);
+    let has_token = f.session_token.is_some() || f.security_token.is_some();
+    match (f.access_key_id, f.secret_access_key) {
+        (Some(id), Some(_)) if is_long_lived(id, has_token) => Some(id),
+        _ => None,
+    }
+}
+
+/// Whether an access key id (with a secret) is a long-lived key: AWS starts those with
+/// `AKIA` (then a session token beside it is a stale leftover, as `aws configure set` leaves
+/// one when it puts a key into a section rolecall wrote) and temporary ones with `ASIA`; any
+/// other id counts as long-lived when no session token goes with it.
+pub(super) fn is_long_lived(key_id: &str, has_token: bool) -> bool {
+    key_id.starts_with("AKIA") || (!has_token && !key_id.starts_with("ASIA"))
+}
+
+/// The last 4 characters of an access key id, the most any message shows of it.
+fn tail(key_id: &str) -> String {
+    let n = key_id.chars().count();
+    key_id.chars().skip(n.saturating_sub(4)).collect()
+}
+
 /// What happens to one name over a batch of edits.
 struct Plan<'e, B> {
     /// Index of the section of that name in the original text.
@@ -395,6 +419,18 @@ fn splice_batch<B: Block>(
                 if original_present {
                     if foreign(plan) && !adopt {
                         return Err(not_owned());
+                    }
+                    // Adopting takes over the section's text: never a long-lived key of the
+                    // user's, which would be gone for good (issue 14).
+                    if foreign(plan)
+                        && let Some(index) = plan.original
+                        && let Some(key_id) = long_lived_key(text, &doc.sections[index])
+                    {
+                        return Err(Error::LongLivedKey {
+                            name: name.to_owned(),
+                            path: path.to_owned(),
+                            key_tail: tail(key_id),
+                        });
                     }
                     plan.fate = Fate::Replace(section);
                 } else {
