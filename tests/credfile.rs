@@ -303,12 +303,23 @@ fn kill_9_mid_write_never_leaves_a_torn_or_empty_file() {
         world.proxy.clear_rule();
         check(&name);
     }
-    // The writer's lock file exists since the refresh above. The probe spins on a non-blocking
-    // lock (taking it only for an instant when it is free) until the writer holds it or ends.
+    // The writer's lock file (in the runtime dir: issue 14) exists since the refresh above.
+    // The probe spins on a non-blocking lock (taking it only for an instant when it is free)
+    // until the writer holds it or ends.
+    let lock_dir = world.sandbox.runtime_dir().join("rolecall");
+    let lock_path = std::fs::read_dir(&lock_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("credentials.") && n.ends_with(".lock"))
+        })
+        .unwrap_or_else(|| panic!("no lock file in {}", lock_dir.display()));
     let lock = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open(path.parent().unwrap().join(".credentials.rolecall.lock"))
+        .open(lock_path)
         .unwrap();
     let (mut killed_writing, mut runs) = (0, 0);
     while killed_writing < 5 {
@@ -559,4 +570,31 @@ fn issue_13_bind_mounted_and_hard_linked_files_are_refused_with_what_to_do() {
     assert_contains!(out.stderr, "2 hard links");
     assert_eq!(world.credentials(), USER);
     assert_eq!(std::fs::read_to_string(&other).unwrap(), USER);
+}
+
+/// Issue 14: the lock file is not left in `~/.aws` (nor beside a symlinked file's target in
+/// a dotfiles folder): it lives in the runtime dir, keyed by the file's real path.
+#[test]
+fn issue_14_no_lock_file_is_left_beside_the_credentials_file() {
+    let world = World::start();
+    world.setup(crate::support::CONFIG);
+    world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let aws_dir = world
+        .sandbox
+        .credentials_path()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let names: Vec<String> = std::fs::read_dir(&aws_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.contains("rolecall")),
+        "left in {}: {names:?}",
+        aws_dir.display()
+    );
 }

@@ -200,7 +200,11 @@ fn unowned_section_is_refused_and_adopt_takes_it_over() {
     // adopting would destroy the long-lived key in it (issue 14): refused, with the way out
     let out = world.rc(&["use", "session", "--adopt"]).run().code_is(1);
     assert_contains!(out.stderr, "rolecall keys import default --scrub");
-    assert!(world.credentials().ends_with(user), "{}", world.credentials());
+    assert!(
+        world.credentials().ends_with(user),
+        "{}",
+        world.credentials()
+    );
 
     // a [default] without a key of the user's is taken over
     let user = user.replace(

@@ -67,7 +67,8 @@ async fn credential_process(
         shell_quote(&profile)
     );
     let credentials = CredentialsFile::new(paths.credentials_file(&config.settings));
-    let config_file = CredentialsFile::new(paths.aws_config_file.clone());
+    let config_file = CredentialsFile::new(paths.aws_config_file.clone())
+        .with_lock_dir(paths.runtime_dir.clone());
     let section = ProfileSection {
         name: name.clone(),
         region: None,
