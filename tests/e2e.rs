@@ -577,3 +577,55 @@ fn issue_15_setup_credential_process_writes_a_profile_the_aws_cli_uses() {
         "arn:aws:sts::222222222222:assumed-role/Admin/rolecall-user"
     );
 }
+
+/// Issue 15: a profile's region is written as a managed `[profile NAME]` of `~/.aws/config`,
+/// which the AWS CLI and boto3 read (the credentials file's `region` is ignored by the CLI v2
+/// and the SDKs), and removed by `clear`; the user's bytes of the file are kept.
+#[test]
+fn issue_15_regions_are_written_to_the_aws_config_file_and_removed_with_clear() {
+    let world = World::start();
+    world.setup(CONFIG);
+    let user = "# mine\n[profile work]\nregion = us-west-2\n";
+    world.sandbox.write(world.sandbox.aws_config_path(), user);
+    world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let text = world.sandbox.read(world.sandbox.aws_config_path());
+    assert!(text.ends_with(user), "{text}");
+    assert_contains!(
+        text,
+        "[profile dev-admin]\nx_rolecall_managed = true\nregion = eu-west-1\n"
+    );
+    // session has no region (audit inherits dev-admin's, as in the credentials file)
+    assert_not_contains!(text, "[profile session]");
+
+    let out = world
+        .rolecall
+        .aws(&["configure", "get", "region", "--profile", "dev-admin"])
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .run()
+        .success();
+    assert_eq!(out.stdout.trim(), "eu-west-1");
+    let out = world
+        .rolecall
+        .python("import boto3; print(boto3.Session(profile_name='dev-admin').region_name)")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .run()
+        .success();
+    assert_eq!(out.stdout.trim(), "eu-west-1");
+    // usable without --region
+    let out = world
+        .rolecall
+        .caller_identity("dev-admin")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .run()
+        .success();
+    assert_contains!(out.stdout, "assumed-role/Admin/");
+
+    world.rc(&["clear"]).run().success();
+    assert_eq!(world.sandbox.read(world.sandbox.aws_config_path()), user);
+}

@@ -63,6 +63,7 @@
 
 mod error;
 mod file;
+mod regions;
 mod scan;
 mod splice;
 #[cfg(test)]
@@ -78,6 +79,8 @@ use crate::credentials::{Credentials, KeyId, SecretString};
 
 pub use error::{Error, IoOp, StaticKeyProblem};
 pub use file::CredentialsFile;
+pub use regions::sync_regions;
+pub(crate) use regions::update_regions;
 use scan::{Doc, fields};
 pub use splice::{CREDENTIAL_PROCESS_KEY, ProfileSection, splice, splice_as, splice_config};
 
@@ -316,6 +319,14 @@ pub fn static_key(text: &str, name: &str, path: &Path) -> Result<Credentials, Er
 /// The `region` of the only section of that name, managed or not.
 pub fn region(text: &str, name: &str) -> Option<String> {
     let doc = Doc::parse(text, FileKind::Credentials);
+    let span = doc.unique(name)?;
+    fields(text, span).region.map(str::to_owned)
+}
+
+/// The `region` of the only profile of that name in an AWS config file (`[profile NAME]`, or
+/// `[default]`), managed or not.
+pub fn region_of_config(text: &str, name: &str) -> Option<String> {
+    let doc = Doc::parse(text, FileKind::Config);
     let span = doc.unique(name)?;
     fields(text, span).region.map(str::to_owned)
 }

@@ -527,6 +527,16 @@ impl EngineHandle {
                 return Err(e);
             }
         }
+        // issue 15: each written profile's region as a managed [profile NAME] of ~/.aws/config
+        credfile::update_regions(
+            &self.inner.paths,
+            run.fresh
+                .iter()
+                .filter(|(_, c)| c.written)
+                .map(|(n, _)| (n.clone(), config.region(n).map(str::to_string)))
+                .collect(),
+        )
+        .await;
         // every profile of the pass: one renewed only as a dependency was written too
         for (name, o) in &outcomes {
             match o {
@@ -816,6 +826,12 @@ impl EngineHandle {
         if !edits.is_empty() {
             self.file_op(move |f| f.apply(&edits)).await?;
         }
+        // issue 15: and their region sections of ~/.aws/config
+        credfile::update_regions(
+            &self.inner.paths,
+            names.iter().map(|n| (n.clone(), None)).collect(),
+        )
+        .await;
         if *targets == Targets::All {
             sources::forget_all_sessions(self, &config).await?;
         }
