@@ -331,6 +331,14 @@ pub fn region_of_config(text: &str, name: &str) -> Option<String> {
     fields(text, span).region.map(str::to_owned)
 }
 
+/// The `credential_process` of rolecall's own (managed) config-file profile of that name
+/// (written by `rolecall setup credential-process`).
+pub(crate) fn managed_credential_process(text: &str, name: &str) -> Option<String> {
+    let doc = Doc::parse(text, FileKind::Config);
+    let span = doc.unique(name).filter(|s| s.managed)?;
+    fields(text, span).credential_process.map(str::to_owned)
+}
+
 /// The credentials and region of a managed section, for `exec` and `export` to reuse while
 /// they are fresh. `None` when the section is missing, duplicated, not managed, lacks a key,
 /// or has an expiration that does not parse (better to refresh than to trust it).

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 use crate::config::Paths;
 
-use super::{CredentialsFile, Edit, Error, FileKind, ProfileSection, inspect_as, splice_config};
+use super::{
+    CredentialsFile, Edit, Error, FileKind, ProfileSection, inspect_as, managed_credential_process,
+    splice_config,
+};
 
 /// Brings the config file's managed region sections in line with `regions`: for each profile,
 /// `Some(region)` writes `[profile NAME]` with that region, `None` removes rolecall's section of
@@ -29,18 +32,20 @@ pub fn sync_regions(
     let mut edits = Vec::new();
     let mut skipped = Vec::new();
     for (name, region) in regions {
-        let edit = match region {
-            Some(region) => Edit::Upsert {
+        // a section `rolecall setup credential-process` wrote keeps its command
+        let process = managed_credential_process(&text, name);
+        let edit = match (region, process) {
+            (None, None) if managed.contains(name) => Edit::Remove { name: name.clone() },
+            // only rolecall's own section goes; a user's is no business of a removal
+            (None, None) => continue,
+            (region, credential_process) => Edit::Upsert {
                 section: ProfileSection {
                     name: name.clone(),
-                    region: Some(region.clone()),
-                    credential_process: None,
+                    region: region.clone(),
+                    credential_process,
                 },
                 adopt: false,
             },
-            // only rolecall's own section goes; a user's is no business of a removal
-            None if managed.contains(name) => Edit::Remove { name: name.clone() },
-            None => continue,
         };
         match splice_config(&text, std::slice::from_ref(&edit), file.path()) {
             Ok(_) => edits.push(edit),
@@ -131,6 +136,37 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), user);
         // nothing beside the file but the file
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2); // config, run/
+    }
+
+    #[test]
+    fn issue_15_a_credential_process_section_keeps_its_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        let file = CredentialsFile::new(path.clone());
+        let setup = ProfileSection {
+            name: "dev".into(),
+            region: None,
+            credential_process: Some("/bin/rolecall credential-process dev".into()),
+        };
+        file.apply_config(&[Edit::Upsert {
+            section: setup,
+            adopt: false,
+        }])
+        .unwrap();
+        let before = fs::read_to_string(&path).unwrap();
+        sync(&dir, &[("dev", Some("eu-west-1"))]);
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            managed_credential_process(&text, "dev").as_deref(),
+            Some("/bin/rolecall credential-process dev")
+        );
+        assert_eq!(
+            super::super::region_of_config(&text, "dev").as_deref(),
+            Some("eu-west-1")
+        );
+        // a removal (clear, or no region any more) takes only the region
+        sync(&dir, &[("dev", None)]);
+        assert_eq!(fs::read_to_string(&path).unwrap(), before);
     }
 
     #[test]

@@ -320,6 +320,7 @@ pub(super) struct Fields<'a> {
     pub(super) session_token: Option<&'a str>,
     pub(super) security_token: Option<&'a str>,
     pub(super) region: Option<&'a str>,
+    pub(super) credential_process: Option<&'a str>,
 }
 
 pub(super) fn fields<'a>(text: &'a str, span: &Span<'_>) -> Fields<'a> {
@@ -341,6 +342,8 @@ pub(super) fn fields<'a>(text: &'a str, span: &Span<'_>) -> Fields<'a> {
             f.security_token = value;
         } else if is(REGION) {
             f.region = value;
+        } else if is(super::CREDENTIAL_PROCESS_KEY) {
+            f.credential_process = value;
         }
     }
     f
