@@ -460,14 +460,60 @@ fn issue_13_a_section_changed_by_aws_configure_is_never_overwritten_or_removed()
     assert_contains!(out.stderr, "changed since rolecall wrote it");
     assert_eq!(default_section(&world.credentials()), user_default);
 
-    // handing it back
-    world
+    // handing it back: --adopt will not overwrite the user's long-lived key (issue 14)
+    let out = world
         .rc(&["use", "dev-admin", "--adopt", "--mfa-code", "123456"])
+        .run()
+        .code_is(1);
+    assert_contains!(out.stderr, "rolecall keys import default --scrub");
+    assert_eq!(default_section(&world.credentials()), user_default);
+    // once the key is in the keychain, [default] is free
+    world
+        .rc(&["keys", "import", "default", "--scrub"])
+        .run()
+        .success();
+    world
+        .rc(&["use", "dev-admin", "--mfa-code", "123456"])
         .run()
         .success();
     let text = world.credentials();
     assert!(!text.contains(USER_KEY), "{text}");
     assert_contains!(default_section(&text), "x_rolecall_fingerprint");
+    let stored = world
+        .keyring
+        .lookup("rolecall", "source:default")
+        .expect("the user's key moved into the keychain");
+    assert_contains!(stored, USER_KEY);
+}
+
+/// Issue 14: `use --adopt` on a hand-written `[default]` holding a long-lived key refuses and
+/// says how to move the key into the keychain; `use --none` then leaves it too. Nothing
+/// rolecall removes is ever the user's own key.
+#[test]
+fn issue_14_use_adopt_never_destroys_a_long_lived_key_in_default() {
+    let world = World::start();
+    world.setup(crate::support::CONFIG);
+    let user = "# mine\n[default]\naws_access_key_id = AKIAUSERKEYEXAMPLE42\n\
+                aws_secret_access_key = userSecret/K7MDENGbPxRfiCYEXAMPLEKEY42\n";
+    world.sandbox.write(world.sandbox.credentials_path(), user);
+    let out = world
+        .rc(&["use", "dev-admin", "--adopt", "--mfa-code", "123456"])
+        .run()
+        .code_is(1);
+    assert_contains!(out.stderr, "long-lived access key …LE42");
+    assert_contains!(out.stderr, "rolecall keys import default --scrub");
+    assert_not_contains!(out.stderr, "AKIAUSERKEYEXAMPLE42");
+    assert!(
+        world.credentials().ends_with(user),
+        "{}",
+        world.credentials()
+    );
+    world.rc(&["use", "--none"]).run();
+    assert!(
+        world.credentials().ends_with(user),
+        "{}",
+        world.credentials()
+    );
 }
 
 /// Issue 13: a bind-mounted credentials file (as `docker -v ~/.aws/credentials:…` makes) cannot
@@ -513,4 +559,31 @@ fn issue_13_bind_mounted_and_hard_linked_files_are_refused_with_what_to_do() {
     assert_contains!(out.stderr, "2 hard links");
     assert_eq!(world.credentials(), USER);
     assert_eq!(std::fs::read_to_string(&other).unwrap(), USER);
+}
+
+/// Issue 14: the lock file is not left in `~/.aws` (nor beside a symlinked file's target in
+/// a dotfiles folder): it lives in the runtime dir, keyed by the file's real path.
+#[test]
+fn issue_14_no_lock_file_is_left_beside_the_credentials_file() {
+    let world = World::start();
+    world.setup(crate::support::CONFIG);
+    world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let aws_dir = world
+        .sandbox
+        .credentials_path()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let names: Vec<String> = std::fs::read_dir(&aws_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.contains("rolecall")),
+        "left in {}: {names:?}",
+        aws_dir.display()
+    );
 }

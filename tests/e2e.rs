@@ -197,9 +197,24 @@ fn unowned_section_is_refused_and_adopt_takes_it_over() {
     assert_contains!(out.stderr, "[default]");
     assert!(world.credentials().contains("aws_secret_access_key = mine"));
 
+    // adopting would destroy the long-lived key in it (issue 14): refused, with the way out
+    let out = world.rc(&["use", "session", "--adopt"]).run().code_is(1);
+    assert_contains!(out.stderr, "rolecall keys import default --scrub");
+    assert!(
+        world.credentials().ends_with(user),
+        "{}",
+        world.credentials()
+    );
+
+    // a [default] without a key of the user's is taken over
+    let user = user.replace(
+        "aws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = mine\n",
+        "output = json\n",
+    );
+    world.sandbox.write(world.sandbox.credentials_path(), &user);
     world.rc(&["use", "session", "--adopt"]).run().success();
     let text = world.credentials();
-    assert!(!text.contains("aws_secret_access_key = mine"), "{text}");
+    assert!(!text.contains("output = json"), "{text}");
     assert_contains!(text, "[dev-admin]\nregion = us-west-2\n");
 }
 
@@ -557,4 +572,119 @@ fn issue_13_exec_export_and_credential_process_work_with_a_read_only_credentials
         .success();
     assert_contains!(out.stdout, "assumed-role/Admin/");
     assert_eq!(world.credentials(), user, "the read-only file was written");
+}
+
+/// Issue 15: `rolecall setup credential-process` writes a managed `[profile NAME]` into
+/// `~/.aws/config` whose `credential_process` names this binary (quoted: its path here has a
+/// space and a quote), and the real AWS CLI gets the assumed role through it. Names that
+/// collide with a section of the credentials file or a profile the user wrote are refused,
+/// and the user's bytes of the config file are kept.
+#[test]
+fn issue_15_setup_credential_process_writes_a_profile_the_aws_cli_uses() {
+    let world = World::start();
+    world.setup(CONFIG);
+    world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let dir = world.sandbox.path("my tools/it's here");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("rolecall");
+    std::fs::copy(crate::support::rolecall_bin(), &bin).unwrap();
+    let setup = |args: &[&str]| {
+        crate::support::TestCommand::new(&bin, world.rolecall.environment().clone())
+            .args(["setup", "credential-process"])
+            .args(args)
+            .current_dir(world.sandbox.home())
+    };
+    let user = "# mine\r\n[profile work]\r\nregion = us-east-1\r\n";
+    world.sandbox.write(world.sandbox.aws_config_path(), user);
+
+    // dev-admin has a managed section in the credentials file, whose keys would win
+    let out = setup(&["dev-admin"]).run().code_is(2);
+    assert_contains!(out.stderr, "a section rolecall manages");
+    assert_contains!(out.stderr, "--as dev-admin-process");
+    // a profile the user wrote
+    let out = setup(&["dev-admin", "--as", "work"]).run().code_is(2);
+    assert_contains!(out.stderr, "was not written by rolecall");
+    // an unknown profile
+    setup(&["nope", "--as", "x"]).run().code_is(2);
+    assert_eq!(world.sandbox.read(world.sandbox.aws_config_path()), user);
+
+    let out = setup(&["dev-admin", "--as", "dev-process"]).run().success();
+    assert_contains!(out.stdout, "wrote [profile dev-process]");
+    let text = world.sandbox.read(world.sandbox.aws_config_path());
+    assert!(text.ends_with(user), "{text}");
+    assert_contains!(
+        text,
+        &format!(
+            "credential_process = '{}' credential-process dev-admin\r\n",
+            bin.display().to_string().replace('\'', r"'\''")
+        )
+    );
+    // again: nothing to change
+    let out = setup(&["dev-admin", "--as", "dev-process"]).run().success();
+    assert_contains!(out.stdout, "already set up");
+
+    let out = world
+        .rolecall
+        .caller_identity("dev-process")
+        .run()
+        .success();
+    assert_eq!(
+        out.json()["Arn"].as_str().unwrap_or_default(),
+        "arn:aws:sts::222222222222:assumed-role/Admin/rolecall-user"
+    );
+}
+
+/// Issue 15: a profile's region is written as a managed `[profile NAME]` of `~/.aws/config`,
+/// which the AWS CLI and boto3 read (the credentials file's `region` is ignored by the CLI v2
+/// and the SDKs), and removed by `clear`; the user's bytes of the file are kept.
+#[test]
+fn issue_15_regions_are_written_to_the_aws_config_file_and_removed_with_clear() {
+    let world = World::start();
+    world.setup(CONFIG);
+    let user = "# mine\n[profile work]\nregion = us-west-2\n";
+    world.sandbox.write(world.sandbox.aws_config_path(), user);
+    world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let text = world.sandbox.read(world.sandbox.aws_config_path());
+    assert!(text.ends_with(user), "{text}");
+    assert_contains!(
+        text,
+        "[profile dev-admin]\nx_rolecall_managed = true\nregion = eu-west-1\n"
+    );
+    // session has no region (audit inherits dev-admin's, as in the credentials file)
+    assert_not_contains!(text, "[profile session]");
+
+    let out = world
+        .rolecall
+        .aws(&["configure", "get", "region", "--profile", "dev-admin"])
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .run()
+        .success();
+    assert_eq!(out.stdout.trim(), "eu-west-1");
+    let out = world
+        .rolecall
+        .python("import boto3; print(boto3.Session(profile_name='dev-admin').region_name)")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .run()
+        .success();
+    assert_eq!(out.stdout.trim(), "eu-west-1");
+    // usable without --region
+    let out = world
+        .rolecall
+        .caller_identity("dev-admin")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .run()
+        .success();
+    assert_contains!(out.stdout, "assumed-role/Admin/");
+
+    world.rc(&["clear"]).run().success();
+    assert_eq!(world.sandbox.read(world.sandbox.aws_config_path()), user);
 }

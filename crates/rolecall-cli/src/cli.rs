@@ -145,6 +145,9 @@ pub enum Command {
     /// Serve a profile's credentials on a local endpoint (ECS container credentials or
     /// IMDSv2) that SDKs ask again before expiry, so long-running programs stay fresh.
     Serve(crate::cmd::serve::ServeArgs),
+    /// Write the AWS config file's side of an integration (credential_process).
+    #[command(subcommand)]
+    Setup(crate::cmd::setup::Setup),
     /// Print shell completions (with profile and source names).
     #[command(after_help = ex("rolecall completions bash > ~/.local/share/bash-completion/completions/rolecall"))]
     Completions {

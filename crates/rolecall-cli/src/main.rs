@@ -118,6 +118,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Daemon(a) => cmd::daemon::run(paths, a).await,
         Command::Watch(a) => cmd::watch::run(paths, a).await,
         Command::Serve(a) => cmd::serve::run(paths, a).await,
+        Command::Setup(s) => cmd::setup::run(paths, s).await,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod import;
 pub mod keys;
 pub mod refresh;
 pub mod serve;
+pub mod setup;
 pub mod status;
 pub mod use_;
 pub mod watch;

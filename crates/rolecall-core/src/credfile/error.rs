@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-/// What can go wrong while editing the credentials file. No variant carries a secret.
+/// What can go wrong while editing the credentials file or the AWS config file. No variant carries a secret.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -33,6 +33,23 @@ pub enum Error {
         name: String,
         /// The credentials file.
         path: PathBuf,
+    },
+    /// `rolecall use --adopt` would overwrite a section holding the user's long-lived access
+    /// key (an access key id and secret without a session token): refused, so that nothing
+    /// rolecall writes or removes is ever the user's own key.
+    #[error(
+        "section [{name}] in {path} holds your long-lived access key …{key_tail}, which rolecall \
+         will not overwrite; move it into the keychain first with \
+         \"rolecall keys import {name} --scrub\" (stores it as source {name:?} and removes the \
+         section), then run the command again"
+    )]
+    LongLivedKey {
+        /// The section name.
+        name: String,
+        /// The credentials file.
+        path: PathBuf,
+        /// The last 4 characters of the access key id (never the whole id).
+        key_tail: String,
     },
     /// The file has more than one section of that name, which configparser (so the AWS CLI)
     /// refuses to read; rolecall will not guess which one is meant.
@@ -66,11 +83,22 @@ pub enum Error {
         /// The rejected name.
         name: String,
     },
+    /// The profile name cannot be written as a `[profile NAME]` header of the config file that
+    /// botocore (which splits it like a shell would) and the Rust SDK read back as that name.
+    #[error(
+        "profile name {name:?} cannot be a profile of the aws config file: it must be non-empty, \
+         without spaces, quotes, backslashes or control characters, and not \"DEFAULT\"; \
+         choose another name"
+    )]
+    InvalidProfileName {
+        /// The rejected name.
+        name: String,
+    },
     /// A value to write would corrupt the file or read back differently (the value itself is
     /// not shown: it may be a secret).
     #[error(
         "profile [{name}]: cannot write {key}: the value is empty, out of range, or contains \
-         whitespace or control characters; the credentials file was not changed"
+         whitespace or control characters; the file was not changed"
     )]
     InvalidValue {
         /// The section name.
@@ -94,14 +122,14 @@ pub enum Error {
         line: usize,
     },
     /// The file is not UTF-8, so it cannot be spliced without risking the user's bytes.
-    #[error("credentials file {path} is not valid UTF-8; save it as UTF-8, then retry")]
+    #[error("file {path} is not valid UTF-8; save it as UTF-8, then retry")]
     NotUtf8 {
         /// The credentials file.
         path: PathBuf,
     },
     /// The user made the file read-only; rolecall respects that.
     #[error(
-        "credentials file {path} is read-only; make it writable (chmod u+w) to let rolecall \
+        "file {path} is read-only; make it writable (chmod u+w) to let rolecall \
          update it"
     )]
     ReadOnly {
@@ -111,7 +139,7 @@ pub enum Error {
     /// Another program kept rewriting the file in place (the AWS CLI empties it, then writes
     /// it), so rolecall never got a read it could trust and wrote nothing.
     #[error(
-        "credentials file {path} kept changing while rolecall tried to update it (another \
+        "file {path} kept changing while rolecall tried to update it (another \
          program is writing it); the file was not changed; retry when that program is done"
     )]
     Busy {
@@ -122,7 +150,7 @@ pub enum Error {
     /// and rename, so no reader ever sees a partial file), which would leave the other names
     /// with the old content.
     #[error(
-        "credentials file {path} has {links} hard links, and rolecall updates it by replacing \
+        "file {path} has {links} hard links, and rolecall updates it by replacing \
          it, which would leave the other links with the old content; make the other names \
          symlinks to it (ln -sf), then retry"
     )]
@@ -135,7 +163,7 @@ pub enum Error {
     /// The file is a mount point (a bind-mounted file, as with `docker -v …/credentials:…`),
     /// which a rename cannot replace.
     #[error(
-        "credentials file {path} is a mount point (a bind-mounted file, as with docker -v \
+        "file {path} is a mount point (a bind-mounted file, as with docker -v \
          ~/.aws/credentials:...), which rolecall cannot replace; mount its directory instead \
          (docker -v ~/.aws:/root/.aws), then retry; the file was not changed"
     )]
@@ -146,7 +174,7 @@ pub enum Error {
     /// The file belongs to another user, and rolecall (not running as root) cannot give the new
     /// version that owner.
     #[error(
-        "credentials file {path} belongs to user id {uid}, and rolecall cannot keep that owner; \
+        "file {path} belongs to user id {uid}, and rolecall cannot keep that owner; \
          run rolecall as that user, then retry; the file was not changed"
     )]
     ForeignOwner {
@@ -205,17 +233,15 @@ impl IoOp {
             IoOp::Read => "check that it exists and is readable by you",
             IoOp::CreateDir => "check the permissions of its parent directory",
             IoOp::Lock => {
-                "the lock file lives beside the credentials file; check that its directory is \
+                "the lock file lives beside the file or in the runtime dir; check that its directory is \
                  writable"
             }
             IoOp::Write => {
-                "check that the directory is writable and the disk is not full; the credentials \
-                 file was not changed"
+                "check that the directory is writable and the disk is not full; the file was not \
+                 changed"
             }
-            IoOp::Sync => "check the disk; the credentials file was not changed",
-            IoOp::Rename => {
-                "check that the directory is writable; the credentials file was not changed"
-            }
+            IoOp::Sync => "check the disk; the file was not changed",
+            IoOp::Rename => "check that the directory is writable; the file was not changed",
         }
     }
 }

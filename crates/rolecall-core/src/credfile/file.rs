@@ -8,12 +8,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{Edit, Error, IoOp, splice};
+use super::{Block, Edit, Error, IoOp, ProfileSection, splice_as};
 
 /// The shared credentials file at one path, read and written safely.
 #[derive(Debug, Clone)]
 pub struct CredentialsFile {
     path: PathBuf,
+    /// Where the lock file goes: `None` beside the real file (`.<name>.rolecall.lock`), else
+    /// this directory (the runtime dir), named by the real file's path.
+    lock_dir: Option<PathBuf>,
 }
 
 impl CredentialsFile {
@@ -21,7 +24,19 @@ impl CredentialsFile {
     /// from `config::Paths`). Nothing is touched until [`read`](Self::read) or
     /// [`apply`](Self::apply).
     pub fn new(path: PathBuf) -> Self {
-        CredentialsFile { path }
+        CredentialsFile {
+            path,
+            lock_dir: None,
+        }
+    }
+
+    /// Keeps the lock file in `dir` (the runtime dir, `config::Paths::runtime_dir`) instead of
+    /// beside the file, so that nothing is left in `~/.aws` or a dotfiles folder. It is named
+    /// by the real file's path (symlinks followed): every rolecall of this user that writes
+    /// that file, by whatever path, locks the same one. It is never deleted (see `Lock`).
+    pub fn with_lock_dir(mut self, dir: PathBuf) -> Self {
+        self.lock_dir = Some(dir);
+        self
     }
 
     /// The path given to [`new`](Self::new).
@@ -53,7 +68,20 @@ impl CredentialsFile {
     /// several hard links ([`Error::HardLinked`]) or bind-mounted ([`Error::MountPoint`]) is
     /// refused; one that belongs to another user is refused unless running as root
     /// ([`Error::ForeignOwner`]).
+    ///
+    /// The same writer serves the config file: see [`apply_config`](Self::apply_config).
     pub fn apply(&self, edits: &[Edit]) -> Result<bool, Error> {
+        self.apply_as(edits)
+    }
+
+    /// [`apply`](Self::apply) for the AWS config file (`~/.aws/config`, `AWS_CONFIG_FILE`,
+    /// given to [`new`](Self::new)): its `[profile NAME]` and `[default]` sections, with the
+    /// same lock, atomic write, torn-read checks, ownership and refusals.
+    pub fn apply_config(&self, edits: &[Edit<ProfileSection>]) -> Result<bool, Error> {
+        self.apply_as(edits)
+    }
+
+    fn apply_as<B: Block>(&self, edits: &[Edit<B>]) -> Result<bool, Error> {
         let target = resolve_symlinks(&self.path)?;
         let only_removes = edits.iter().all(|e| !matches!(e, Edit::Upsert { .. }));
         if only_removes && !target.exists() {
@@ -73,7 +101,13 @@ impl CredentialsFile {
         };
         create_dir(&dir)?;
 
-        let lock_path = dir.join(format!(".{file_name}.rolecall.lock"));
+        let lock_path = match &self.lock_dir {
+            Some(lock_dir) => {
+                create_dir(lock_dir)?;
+                lock_dir.join(lock_name(&dir, file_name))
+            }
+            None => dir.join(format!(".{file_name}.rolecall.lock")),
+        };
         let mut lock = Lock::acquire(&lock_path)?;
         owner::match_lock(&lock.file, &target, &dir);
         let temp_prefix = format!(".{file_name}.rolecall.");
@@ -132,7 +166,7 @@ impl Target<'_> {
 
     /// One read-splice-write. `Some(changed)` when done, `None` when the file changed under
     /// it (nothing was written; try again).
-    fn attempt(&self, edits: &[Edit], lock: &mut Lock) -> Result<Option<bool>, Error> {
+    fn attempt<B: Block>(&self, edits: &[Edit<B>], lock: &mut Lock) -> Result<Option<bool>, Error> {
         let before = self.stamp()?;
         if let Some(stamp) = &before
             && stamp.links > 1
@@ -159,7 +193,7 @@ impl Target<'_> {
                 }
             }
         }
-        let new = splice(&old, edits, self.named)?;
+        let new = splice_as(&old, edits, self.named)?;
         if *new == *old {
             return Ok(Some(false));
         }
@@ -358,6 +392,24 @@ impl Written {
             digest: u64::try_from(digest).ok()?,
         })
     }
+}
+
+/// The name of the lock file in the runtime dir for the real file `file_name` in `dir` (which
+/// exists): its file name (for people reading the directory) and 64 bits of SHA-256 of its
+/// full path with the directory's symlinks resolved, so that every process names it alike
+/// whatever path it was given, and files of the same name in other directories differ.
+fn lock_name(dir: &Path, file_name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let full = fs::canonicalize(dir)
+        .or_else(|_| std::path::absolute(dir))
+        .unwrap_or_else(|_| dir.to_owned())
+        .join(file_name);
+    let hash = Sha256::new()
+        .chain_update(b"rolecall lock file v1\n")
+        .chain_update(full.as_os_str().as_encoded_bytes())
+        .finalize();
+    let tag: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{file_name}.{tag}.lock")
 }
 
 /// EBUSY from a rename: the target is a mount point (a bind-mounted file).
@@ -712,6 +764,47 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n.ends_with(".tmp"))
             .collect()
+    }
+
+    /// Issue 14: with a lock dir, nothing but the file itself is left beside it (nor beside a
+    /// symlink's target), and every path to one real file locks the same lock file.
+    #[cfg(unix)]
+    #[test]
+    fn issue_14_the_lock_file_lives_in_the_lock_dir_named_by_the_real_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = dir.path().join("run/rolecall");
+        let dotfiles = dir.path().join("dotfiles");
+        fs::create_dir_all(&dotfiles).unwrap();
+        fs::write(dotfiles.join("credentials"), "[default]\n").unwrap();
+        fs::create_dir_all(dir.path().join(".aws")).unwrap();
+        let link = dir.path().join(".aws/credentials");
+        std::os::unix::fs::symlink("../dotfiles/credentials", &link).unwrap();
+        let via_link = CredentialsFile::new(link).with_lock_dir(runtime.clone());
+        let direct =
+            CredentialsFile::new(dotfiles.join("credentials")).with_lock_dir(runtime.clone());
+        assert!(via_link.apply(&[upsert("dev", "A")]).unwrap());
+        assert!(direct.apply(&[upsert("other", "B")]).unwrap());
+        let names = |d: &Path| -> Vec<String> {
+            let mut v: Vec<String> = fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(&dotfiles), ["credentials"]);
+        assert_eq!(names(&dir.path().join(".aws")), ["credentials"]);
+        let locks = names(&runtime);
+        assert_eq!(locks.len(), 1, "{locks:?}");
+        assert!(
+            locks[0].starts_with("credentials.") && locks[0].ends_with(".lock"),
+            "{locks:?}"
+        );
+        // another file of the same name gets its own lock
+        let elsewhere =
+            CredentialsFile::new(dir.path().join("credentials")).with_lock_dir(runtime.clone());
+        assert!(elsewhere.apply(&[upsert("dev", "A")]).unwrap());
+        assert_eq!(names(&runtime).len(), 2);
     }
 
     #[test]

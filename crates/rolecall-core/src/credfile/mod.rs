@@ -1,5 +1,8 @@
 //! The credentials-file splice writer: puts rolecall's managed profiles into the user's shared
-//! AWS credentials file (`~/.aws/credentials`) and takes them out again.
+//! AWS credentials file (`~/.aws/credentials`) and takes them out again. The same scanner,
+//! splicer and writer serve the AWS config file (`~/.aws/config`), where a profile's section is
+//! `[profile NAME]` ([`FileKind`], [`ProfileSection`], [`splice_config`],
+//! [`CredentialsFile::apply_config`]).
 //!
 //! The file belongs to the user. This module owns only the sections it wrote, recognised by the
 //! key [`MANAGED_KEY`], and must not change one byte outside them: comments, blank lines,
@@ -60,6 +63,7 @@
 
 mod error;
 mod file;
+mod regions;
 mod scan;
 mod splice;
 #[cfg(test)]
@@ -75,8 +79,10 @@ use crate::credentials::{Credentials, KeyId, SecretString};
 
 pub use error::{Error, IoOp, StaticKeyProblem};
 pub use file::CredentialsFile;
+pub use regions::sync_regions;
+pub(crate) use regions::update_regions;
 use scan::{Doc, fields};
-pub use splice::splice;
+pub use splice::{CREDENTIAL_PROCESS_KEY, ProfileSection, splice, splice_as, splice_config};
 
 /// The key that marks a section as written, and owned, by rolecall.
 pub const MANAGED_KEY: &str = "x_rolecall_managed";
@@ -111,13 +117,38 @@ pub struct Section {
     pub region: Option<String>,
 }
 
-/// One change to the credentials file.
+/// Which of the two shared AWS files a text is: it decides how a profile's section header is
+/// read and written. One scanner, splicer and writer serve both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileKind {
+    /// `~/.aws/credentials` (`AWS_SHARED_CREDENTIALS_FILE`): a profile is `[NAME]`.
+    Credentials,
+    /// `~/.aws/config` (`AWS_CONFIG_FILE`): a profile is `[profile NAME]`, except `[default]`
+    /// (`[profile default]` also reads as `default`). Other sections (`[sso-session …]`,
+    /// `[services …]`, or a bare `[NAME]`, which the AWS tools ignore there) are no profile's
+    /// and are never touched.
+    Config,
+}
+
+/// What a managed section holds, and so which file it goes to: [`Section`] (credentials, for
+/// the credentials file) or [`ProfileSection`] (settings such as `region`, for the config
+/// file). Sealed: the splicer relies on what the implementations write.
+pub trait Block: splice::Sealed + fmt::Debug {
+    /// The file this block is written to.
+    const KIND: FileKind;
+    /// The profile name.
+    fn name(&self) -> &str;
+}
+
+/// One change to the credentials file (`Edit<Section>`, the default) or to the config file
+/// (`Edit<ProfileSection>`).
 #[derive(Debug, Clone)]
-pub enum Edit {
+pub enum Edit<B: Block = Section> {
     /// Write the section: replace the managed section of that name, or insert it at the top.
     Upsert {
         /// The section to write.
-        section: Section,
+        section: B,
         /// Take over a section of that name that the user wrote, instead of refusing.
         adopt: bool,
     },
@@ -136,10 +167,10 @@ pub enum Edit {
     },
 }
 
-impl Edit {
+impl<B: Block> Edit<B> {
     fn name(&self) -> &str {
         match self {
-            Edit::Upsert { section, .. } => &section.name,
+            Edit::Upsert { section, .. } => section.name(),
             Edit::Remove { name } | Edit::Scrub { name } => name,
         }
     }
@@ -214,10 +245,15 @@ fn is_rfc3339_range(time: SystemTime) -> bool {
 /// Lists the sections of a credentials file: names, whether rolecall wrote them, expiry and
 /// access key id.
 pub fn inspect(text: &str) -> Inventory {
-    let doc = Doc::parse(text);
+    inspect_as(FileKind::Credentials, text)
+}
+
+/// Lists the profiles of a file of that kind (for the config file: `[default]` and
+/// `[profile NAME]` sections, by profile name; other sections are left out).
+pub fn inspect_as(kind: FileKind, text: &str) -> Inventory {
+    let doc = Doc::parse(text, kind);
     let sections = doc
-        .sections
-        .iter()
+        .profiles()
         .map(|span| {
             let f = fields(text, span);
             SectionInfo {
@@ -239,13 +275,13 @@ pub fn inspect(text: &str) -> Inventory {
 /// session token, holds temporary credentials and is refused. For the profile's region, see
 /// [`region`].
 pub fn static_key(text: &str, name: &str, path: &Path) -> Result<Credentials, Error> {
-    let doc = Doc::parse(text);
+    let doc = Doc::parse(text, FileKind::Credentials);
     let problem = |reason| Error::NoStaticKey {
         name: name.to_owned(),
         path: path.to_owned(),
         reason,
     };
-    let mut found = doc.sections.iter().filter(|s| s.name == name);
+    let mut found = doc.profiles().filter(|s| s.name == name);
     let span = found
         .next()
         .ok_or_else(|| problem(StaticKeyProblem::Missing))?;
@@ -259,7 +295,14 @@ pub fn static_key(text: &str, name: &str, path: &Path) -> Result<Credentials, Er
         return Err(problem(StaticKeyProblem::Managed));
     }
     let f = fields(text, span);
-    if f.session_token.is_some() || f.security_token.is_some() {
+    let has_token = f.session_token.is_some() || f.security_token.is_some();
+    // An AKIA key is long-lived even beside a session token (a stale one that `aws configure
+    // set` left in a section rolecall wrote): importing it is how the user gets it back.
+    if has_token
+        && !f
+            .access_key_id
+            .is_some_and(|id| splice::is_long_lived(id, true))
+    {
         return Err(problem(StaticKeyProblem::Temporary));
     }
     match (f.access_key_id, f.secret_access_key) {
@@ -275,16 +318,32 @@ pub fn static_key(text: &str, name: &str, path: &Path) -> Result<Credentials, Er
 
 /// The `region` of the only section of that name, managed or not.
 pub fn region(text: &str, name: &str) -> Option<String> {
-    let doc = Doc::parse(text);
+    let doc = Doc::parse(text, FileKind::Credentials);
     let span = doc.unique(name)?;
     fields(text, span).region.map(str::to_owned)
+}
+
+/// The `region` of the only profile of that name in an AWS config file (`[profile NAME]`, or
+/// `[default]`), managed or not.
+pub fn region_of_config(text: &str, name: &str) -> Option<String> {
+    let doc = Doc::parse(text, FileKind::Config);
+    let span = doc.unique(name)?;
+    fields(text, span).region.map(str::to_owned)
+}
+
+/// The `credential_process` of rolecall's own (managed) config-file profile of that name
+/// (written by `rolecall setup credential-process`).
+pub(crate) fn managed_credential_process(text: &str, name: &str) -> Option<String> {
+    let doc = Doc::parse(text, FileKind::Config);
+    let span = doc.unique(name).filter(|s| s.managed)?;
+    fields(text, span).credential_process.map(str::to_owned)
 }
 
 /// The credentials and region of a managed section, for `exec` and `export` to reuse while
 /// they are fresh. `None` when the section is missing, duplicated, not managed, lacks a key,
 /// or has an expiration that does not parse (better to refresh than to trust it).
 pub fn managed_credentials(text: &str, name: &str) -> Option<(Credentials, Option<String>)> {
-    let doc = Doc::parse(text);
+    let doc = Doc::parse(text, FileKind::Credentials);
     let span = doc.unique(name).filter(|s| s.managed)?;
     let f = fields(text, span);
     let expiration = match f.expiration {

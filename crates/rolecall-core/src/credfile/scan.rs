@@ -6,9 +6,25 @@ use std::fmt::Write as _;
 use sha2::{Digest, Sha256};
 
 use super::{
-    ACCESS_KEY_ID, BOM, EXPIRATION_KEY, FINGERPRINT_KEY, MANAGED_KEY, REGION, SECRET_ACCESS_KEY,
-    SECURITY_TOKEN, SESSION_TOKEN,
+    ACCESS_KEY_ID, BOM, EXPIRATION_KEY, FINGERPRINT_KEY, FileKind, MANAGED_KEY, REGION,
+    SECRET_ACCESS_KEY, SECURITY_TOKEN, SESSION_TOKEN,
 };
+
+/// The profile a section header (the trimmed text between its brackets) names in a file of
+/// that kind; `None` for a config-file section that is no profile's (`[sso-session x]`,
+/// `[services x]`, a bare `[x]`). As botocore and the Rust SDK read the config file,
+/// `[default]` and `[profile default]` both name `default`, and `profile` must be followed by
+/// whitespace.
+pub(super) fn profile_of(kind: FileKind, header: &str) -> Option<&str> {
+    match kind {
+        FileKind::Credentials => Some(header),
+        FileKind::Config if header == "default" => Some(header),
+        FileKind::Config => header
+            .strip_prefix("profile")
+            .filter(|rest| rest.starts_with(char::is_whitespace))
+            .map(str::trim),
+    }
+}
 
 /// One line: its byte range including the line ending, and its content without it.
 #[derive(Clone, Copy)]
@@ -63,7 +79,11 @@ pub(super) fn classify(content: &str) -> Kind<'_> {
 
 /// A section as found in the text.
 pub(super) struct Span<'a> {
+    /// The profile name (for a config-file section that is no profile's, its header text).
     pub(super) name: &'a str,
+    /// It is a profile's section (always, in the credentials file). Sections that are not are
+    /// kept as spans only so that their lines are not taken for the section before them.
+    pub(super) is_profile: bool,
     /// Start of the header line.
     pub(super) start: usize,
     /// End of the header line (start of the body).
@@ -93,7 +113,7 @@ pub(super) struct Doc<'a> {
 }
 
 impl<'a> Doc<'a> {
-    pub(super) fn parse(text: &'a str) -> Self {
+    pub(super) fn parse(text: &'a str, file: FileKind) -> Self {
         let bom = if text.starts_with(BOM) {
             BOM.len_utf8()
         } else {
@@ -127,8 +147,10 @@ impl<'a> Doc<'a> {
                     if flush {
                         first_flush_header.get_or_insert(line.start);
                     }
+                    let profile = profile_of(file, name);
                     sections.push(Span {
-                        name,
+                        name: profile.unwrap_or(name),
+                        is_profile: profile.is_some(),
                         start: line.start,
                         body: line.end,
                         end: line.end,
@@ -167,9 +189,14 @@ impl<'a> Doc<'a> {
         }
     }
 
+    /// The profiles' sections, in file order.
+    pub(super) fn profiles(&self) -> impl Iterator<Item = &Span<'a>> {
+        self.sections.iter().filter(|s| s.is_profile)
+    }
+
     /// The only section of that name; `None` when there is none or more than one.
     pub(super) fn unique(&self, name: &str) -> Option<&Span<'a>> {
-        let mut found = self.sections.iter().filter(|s| s.name == name);
+        let mut found = self.profiles().filter(|s| s.name == name);
         let first = found.next()?;
         found.next().is_none().then_some(first)
     }
@@ -293,6 +320,7 @@ pub(super) struct Fields<'a> {
     pub(super) session_token: Option<&'a str>,
     pub(super) security_token: Option<&'a str>,
     pub(super) region: Option<&'a str>,
+    pub(super) credential_process: Option<&'a str>,
 }
 
 pub(super) fn fields<'a>(text: &'a str, span: &Span<'_>) -> Fields<'a> {
@@ -314,6 +342,8 @@ pub(super) fn fields<'a>(text: &'a str, span: &Span<'_>) -> Fields<'a> {
             f.security_token = value;
         } else if is(REGION) {
             f.region = value;
+        } else if is(super::CREDENTIAL_PROCESS_KEY) {
+            f.credential_process = value;
         }
     }
     f

@@ -5,10 +5,11 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::scan::{Doc, fingerprint};
+use super::scan::{Doc, Span, fields, fingerprint};
 use super::{
-    ACCESS_KEY_ID, BOM, CONFIGPARSER_DEFAULT_SECTION, EXPIRATION_KEY, Edit, Error, FINGERPRINT_KEY,
-    MANAGED_KEY, REGION, SECRET_ACCESS_KEY, SESSION_TOKEN, Section, is_rfc3339_range,
+    ACCESS_KEY_ID, BOM, Block, CONFIGPARSER_DEFAULT_SECTION, EXPIRATION_KEY, Edit, Error,
+    FINGERPRINT_KEY, FileKind, MANAGED_KEY, REGION, SECRET_ACCESS_KEY, SESSION_TOKEN, Section,
+    is_rfc3339_range,
 };
 use zeroize::Zeroizing;
 
@@ -21,17 +22,32 @@ fn is_writable_value(value: &str) -> bool {
     !value.is_empty() && !value.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-impl Section {
-    fn validate(&self) -> Result<(), Error> {
+/// The part of [`Block`] the splicer relies on; sealed, so only this module's blocks exist.
+pub trait Sealed {
+    /// Checks that every value reads back identical (the name is checked by the splicer).
+    fn validate_values(&self) -> Result<(), Error>;
+    /// At least the length of what [`write_body`](Self::write_body) appends.
+    fn body_len(&self) -> usize;
+    /// Appends the lines between the marker line and the fingerprint line, each *starting*
+    /// with `eol`.
+    fn write_body(&self, out: &mut String, eol: &str);
+}
+
+/// Header, marker, fingerprint and nine CRLF line endings, with room to spare (about 150
+/// bytes).
+const FRAME_LEN: usize = 256;
+
+impl Block for Section {
+    const KIND: FileKind = FileKind::Credentials;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Sealed for Section {
+    fn validate_values(&self) -> Result<(), Error> {
         let name = &self.name;
-        if name.is_empty()
-            || name.trim() != name
-            || name.chars().any(char::is_control)
-            || name.starts_with(BOM)
-            || name == CONFIGPARSER_DEFAULT_SECTION
-        {
-            return Err(Error::InvalidName { name: name.clone() });
-        }
         let invalid = |key: &'static str| Error::InvalidValue {
             name: name.clone(),
             key,
@@ -59,32 +75,20 @@ impl Section {
         Ok(())
     }
 
-    /// At least the length of the block [`write_block`](Self::write_block) appends, with its
-    /// separator line: the values plus room for the key names, the expiration, the
-    /// fingerprint and nine CRLF line endings (about 205 bytes).
-    fn block_len(&self) -> usize {
-        const KEYS_AND_ENDINGS: usize = 256;
+    fn body_len(&self) -> usize {
         let c = &self.credentials;
-        self.name.len()
-            + c.access_key_id.len()
+        c.access_key_id.len()
             + c.secret_access_key.expose_secret().len()
             + c.session_token
                 .as_ref()
                 .map_or(0, |t| t.expose_secret().len())
             + self.region.as_ref().map_or(0, String::len)
-            + KEYS_AND_ENDINGS
     }
 
-    /// Appends the managed block. Every line ends in `eol` except the last when
-    /// `final_eol` is false (replacing a span that ended the file without a newline).
-    fn write_block(&self, out: &mut String, eol: &str, final_eol: bool) {
+    fn write_body(&self, out: &mut String, eol: &str) {
         let c = &self.credentials;
-        let start = out.len();
-        // Writing into a String cannot fail, and `validate` checked the expiration is in the
-        // range humantime formats.
-        let _ = write!(out, "[{}]{eol}", self.name);
-        let body = out.len();
-        let _ = write!(out, "{MANAGED_KEY} = true");
+        // Writing into a String cannot fail, and `validate_values` checked the expiration is
+        // in the range humantime formats.
         if let Some(exp) = c.expiration {
             let _ = write!(
                 out,
@@ -104,34 +108,196 @@ impl Section {
         if let Some(region) = &self.region {
             let _ = write!(out, "{eol}{REGION} = {region}");
         }
-        // Last, so it covers every line above; the scanner reads it back the same way.
-        let fingerprint = fingerprint(&out[start..], body - start, out.len() - start);
-        let _ = write!(out, "{eol}{FINGERPRINT_KEY} = {fingerprint}");
-        if final_eol {
-            out.push_str(eol);
+    }
+}
+
+/// A managed profile of the config file (`~/.aws/config`), written as `[profile NAME]` (or
+/// `[default]`): the settings rolecall gives a profile there. Holds no secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileSection {
+    /// The profile name.
+    pub name: String,
+    /// Written as `region = …` when set.
+    pub region: Option<String>,
+    /// Written as `credential_process = …` when set: a command line, already quoted (see
+    /// `rolecall setup credential-process`).
+    pub credential_process: Option<String>,
+}
+
+/// The key of the command the AWS tools run for a profile's credentials.
+pub const CREDENTIAL_PROCESS_KEY: &str = "credential_process";
+
+/// A command line can be written when it reads back identical in botocore and the Rust SDK:
+/// not empty, no surrounding whitespace (values are trimmed), no control characters (a line
+/// break would start a new key), and no `#` or `;` after whitespace (the Rust SDK cuts the
+/// value there as a comment).
+fn is_writable_command(value: &str) -> bool {
+    !value.is_empty()
+        && value.trim() == value
+        && !value.chars().any(char::is_control)
+        && !value
+            .as_bytes()
+            .windows(2)
+            .any(|w| w[0].is_ascii_whitespace() && matches!(w[1], b'#' | b';'))
+}
+
+impl Block for ProfileSection {
+    const KIND: FileKind = FileKind::Config;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Sealed for ProfileSection {
+    fn validate_values(&self) -> Result<(), Error> {
+        let invalid = |key: &'static str| Error::InvalidValue {
+            name: self.name.clone(),
+            key,
+        };
+        if let Some(region) = &self.region
+            && !is_writable_value(region)
+        {
+            return Err(invalid(REGION));
+        }
+        if let Some(command) = &self.credential_process
+            && !is_writable_command(command)
+        {
+            return Err(invalid(CREDENTIAL_PROCESS_KEY));
+        }
+        Ok(())
+    }
+
+    fn body_len(&self) -> usize {
+        self.region.as_ref().map_or(0, String::len)
+            + self.credential_process.as_ref().map_or(0, String::len)
+    }
+
+    fn write_body(&self, out: &mut String, eol: &str) {
+        // Writing into a String cannot fail.
+        if let Some(region) = &self.region {
+            let _ = write!(out, "{eol}{REGION} = {region}");
+        }
+        if let Some(command) = &self.credential_process {
+            let _ = write!(out, "{eol}{CREDENTIAL_PROCESS_KEY} = {command}");
         }
     }
 }
 
+/// Checks that the name, written as a header of that file kind, reads back as the same name.
+fn validate_name(kind: FileKind, name: &str) -> Result<(), Error> {
+    let basic = !name.is_empty()
+        && name.trim() == name
+        && !name.chars().any(char::is_control)
+        && !name.starts_with(BOM)
+        && name != CONFIGPARSER_DEFAULT_SECTION;
+    match kind {
+        FileKind::Credentials if basic => Ok(()),
+        FileKind::Credentials => Err(Error::InvalidName {
+            name: name.to_owned(),
+        }),
+        // botocore splits `profile NAME` with shlex: whitespace, quotes and backslashes in
+        // the name would read back as another name.
+        FileKind::Config
+            if basic
+                && !name
+                    .chars()
+                    .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\')) =>
+        {
+            Ok(())
+        }
+        FileKind::Config => Err(Error::InvalidProfileName {
+            name: name.to_owned(),
+        }),
+    }
+}
+
+/// Appends the managed block of `section`, in the header form of its file kind. Every line
+/// ends in `eol` except the last when `final_eol` is false (replacing a span that ended the
+/// file without a newline).
+fn write_block<B: Block>(section: &B, out: &mut String, eol: &str, final_eol: bool) {
+    let start = out.len();
+    let name = section.name();
+    // Writing into a String cannot fail.
+    let _ = match B::KIND {
+        FileKind::Config if name != "default" => write!(out, "[profile {name}]{eol}"),
+        _ => write!(out, "[{name}]{eol}"),
+    };
+    let body = out.len();
+    let _ = write!(out, "{MANAGED_KEY} = true");
+    section.write_body(out, eol);
+    // Last, so it covers every line above; the scanner reads it back the same way.
+    let fingerprint = fingerprint(&out[start..], body - start, out.len() - start);
+    let _ = write!(out, "{eol}{FINGERPRINT_KEY} = {fingerprint}");
+    if final_eol {
+        out.push_str(eol);
+    }
+}
+
+/// At least the length of the block [`write_block`] appends, with its separator line.
+fn block_len<B: Block>(section: &B) -> usize {
+    section.name().len() + section.body_len() + FRAME_LEN
+}
+
+/// The access key id of a section that holds a long-lived key (see [`is_long_lived`]).
+fn long_lived_key<'t>(text: &'t str, span: &Span<'_>) -> Option<&'t str> {
+    let f = fields(text, span);
+    let has_token = f.session_token.is_some() || f.security_token.is_some();
+    match (f.access_key_id, f.secret_access_key) {
+        (Some(id), Some(_)) if is_long_lived(id, has_token) => Some(id),
+        _ => None,
+    }
+}
+
+/// Whether an access key id (with a secret) is a long-lived key: AWS starts those with
+/// `AKIA` (then a session token beside it is a stale leftover, as `aws configure set` leaves
+/// one when it puts a key into a section rolecall wrote) and temporary ones with `ASIA`; any
+/// other id counts as long-lived when no session token goes with it.
+pub(super) fn is_long_lived(key_id: &str, has_token: bool) -> bool {
+    key_id.starts_with("AKIA") || (!has_token && !key_id.starts_with("ASIA"))
+}
+
+/// The last 4 characters of an access key id, the most any message shows of it.
+fn tail(key_id: &str) -> String {
+    let n = key_id.chars().count();
+    key_id.chars().skip(n.saturating_sub(4)).collect()
+}
+
 /// What happens to one name over a batch of edits.
-#[derive(Default)]
-struct Plan<'e> {
+struct Plan<'e, B> {
     /// Index of the section of that name in the original text.
     original: Option<usize>,
     /// How many sections of that name the original text has.
     count: usize,
-    fate: Fate<'e>,
+    fate: Fate<'e, B>,
     /// A new block at the top, with the index of the edit that inserted it (for ordering).
-    inserted: Option<(usize, &'e Section)>,
+    inserted: Option<(usize, &'e B)>,
 }
 
-#[derive(Default, Clone, Copy)]
-enum Fate<'e> {
-    #[default]
+impl<B> Default for Plan<'_, B> {
+    fn default() -> Self {
+        Plan {
+            original: None,
+            count: 0,
+            fate: Fate::Keep,
+            inserted: None,
+        }
+    }
+}
+
+enum Fate<'e, B> {
     Keep,
-    Replace(&'e Section),
+    Replace(&'e B),
     Remove,
 }
+
+impl<B> Clone for Fate<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B> Copy for Fate<'_, B> {}
 
 /// Applies `edits` in order to the text of a credentials file and returns the new text. Pure:
 /// `path` only names the file in errors.
@@ -146,8 +312,31 @@ enum Fate<'e> {
 /// The result holds secrets, so it is wiped when dropped; so are the texts between the steps,
 /// and the output buffer is sized once for the largest result, so that it never moves (which
 /// would leave an unwiped copy behind).
+///
+/// For the config file, see [`splice_config`]; both are [`splice_as`].
 pub fn splice(text: &str, edits: &[Edit], path: &Path) -> Result<Zeroizing<String>, Error> {
-    let is_scrub = |e: &Edit| matches!(e, Edit::Scrub { .. });
+    splice_as(text, edits, path)
+}
+
+/// [`splice`] for the config file: `[profile NAME]` (and `[default]`) sections holding
+/// [`ProfileSection`]s.
+pub fn splice_config(
+    text: &str,
+    edits: &[Edit<ProfileSection>],
+    path: &Path,
+) -> Result<Zeroizing<String>, Error> {
+    splice_as(text, edits, path)
+}
+
+/// [`splice`] for either file: the kind of block decides which, and so the header form
+/// (`Edit<Section>`: the credentials file, `[NAME]`; `Edit<ProfileSection>`: the config file,
+/// `[profile NAME]` and `[default]`). One splicer for both.
+pub fn splice_as<B: Block>(
+    text: &str,
+    edits: &[Edit<B>],
+    path: &Path,
+) -> Result<Zeroizing<String>, Error> {
+    let is_scrub = |e: &Edit<B>| matches!(e, Edit::Scrub { .. });
     if edits.len() < 2 || !edits.iter().any(is_scrub) {
         return splice_batch(text, edits, path);
     }
@@ -168,20 +357,28 @@ pub fn splice(text: &str, edits: &[Edit], path: &Path) -> Result<Zeroizing<Strin
 }
 
 /// [`splice`] for a batch with no scrub, or only one edit: a single pass over the text.
-fn splice_batch(text: &str, edits: &[Edit], path: &Path) -> Result<Zeroizing<String>, Error> {
+fn splice_batch<B: Block>(
+    text: &str,
+    edits: &[Edit<B>],
+    path: &Path,
+) -> Result<Zeroizing<String>, Error> {
     if edits.is_empty() {
         return Ok(Zeroizing::new(text.to_owned()));
     }
     for edit in edits {
         if let Edit::Upsert { section, .. } = edit {
-            section.validate()?;
+            validate_name(B::KIND, section.name())?;
+            section.validate_values()?;
         }
     }
-    let doc = Doc::parse(text);
+    let doc = Doc::parse(text, B::KIND);
 
-    let mut plans: HashMap<&str, Plan<'_>> =
+    let mut plans: HashMap<&str, Plan<'_, B>> =
         edits.iter().map(|e| (e.name(), Plan::default())).collect();
     for (index, span) in doc.sections.iter().enumerate() {
+        if !span.is_profile {
+            continue;
+        }
         if let Some(plan) = plans.get_mut(span.name) {
             plan.count += 1;
             plan.original.get_or_insert(index);
@@ -213,7 +410,7 @@ fn splice_batch(text: &str, edits: &[Edit], path: &Path) -> Result<Zeroizing<Str
         // The original section still stands (possibly already rewritten by this batch).
         let original_present = plan.original.is_some() && !matches!(plan.fate, Fate::Remove);
         // A user's section that this batch has not adopted.
-        let foreign = |plan: &Plan<'_>| {
+        let foreign = |plan: &Plan<'_, B>| {
             matches!(plan.fate, Fate::Keep)
                 && plan.original.is_some_and(|i| !doc.sections[i].managed)
         };
@@ -222,6 +419,18 @@ fn splice_batch(text: &str, edits: &[Edit], path: &Path) -> Result<Zeroizing<Str
                 if original_present {
                     if foreign(plan) && !adopt {
                         return Err(not_owned());
+                    }
+                    // Adopting takes over the section's text: never a long-lived key of the
+                    // user's, which would be gone for good (issue 14).
+                    if foreign(plan)
+                        && let Some(index) = plan.original
+                        && let Some(key_id) = long_lived_key(text, &doc.sections[index])
+                    {
+                        return Err(Error::LongLivedKey {
+                            name: name.to_owned(),
+                            path: path.to_owned(),
+                            key_tail: tail(key_id),
+                        });
                     }
                     plan.fate = Fate::Replace(section);
                 } else {
@@ -244,10 +453,10 @@ fn splice_batch(text: &str, edits: &[Edit], path: &Path) -> Result<Zeroizing<Str
         }
     }
 
-    let mut inserts: Vec<(usize, &Section)> = plans.values().filter_map(|p| p.inserted).collect();
+    let mut inserts: Vec<(usize, &B)> = plans.values().filter_map(|p| p.inserted).collect();
     inserts.sort_unstable_by_key(|(order, _)| *order);
     // Per original section: the block that replaces it, or `None` to remove it.
-    let mut changes: Vec<(usize, Option<&Section>)> = plans
+    let mut changes: Vec<(usize, Option<&B>)> = plans
         .values()
         .filter_map(|p| match (p.original, p.fate) {
             (_, Fate::Keep) | (None, _) => None,
@@ -281,7 +490,7 @@ fn splice_batch(text: &str, edits: &[Edit], path: &Path) -> Result<Zeroizing<Str
         + edits
             .iter()
             .map(|e| match e {
-                Edit::Upsert { section, .. } => section.block_len(),
+                Edit::Upsert { section, .. } => block_len(section),
                 Edit::Remove { .. } | Edit::Scrub { .. } => 0,
             })
             .sum::<usize>();
@@ -289,7 +498,7 @@ fn splice_batch(text: &str, edits: &[Edit], path: &Path) -> Result<Zeroizing<Str
     let allocated = out.capacity();
     out.push_str(&text[..insert_at]);
     for (_, section) in &inserts {
-        section.write_block(&mut out, doc.eol, true);
+        write_block(*section, &mut out, doc.eol, true);
         out.push_str(doc.eol);
     }
     let mut cursor = insert_at;
@@ -298,7 +507,7 @@ fn splice_batch(text: &str, edits: &[Edit], path: &Path) -> Result<Zeroizing<Str
         out.push_str(&text[cursor..span.start]);
         cursor = match replacement {
             Some(section) => {
-                section.write_block(&mut out, doc.eol, text[..span.end].ends_with('\n'));
+                write_block(section, &mut out, doc.eol, text[..span.end].ends_with('\n'));
                 span.end
             }
             None => doc.separator_end(span).unwrap_or(span.end),

@@ -1043,11 +1043,13 @@ fn issue_13_a_changed_managed_section_is_the_users_and_never_overwritten_or_remo
     assert!(!dev.managed && dev.changed, "{dev:?}");
     assert_eq!(info.managed().count(), 0);
     assert!(managed_credentials(&changed, "dev").is_none());
-    // handing it back: adopt (and scrub) still take it
-    assert_eq!(
-        apply(&changed, &[adopt("dev", "B")]),
-        expand("<dev:B>\n[default]\n")
-    );
+    // handing it back: adopt (and scrub) still take it, unless it now holds the user's
+    // long-lived key, which adopting would destroy (issue 14)
+    match splice(&changed, &[adopt("dev", "B")], path()) {
+        Ok(out) => assert_eq!(*out, expand("<dev:B>\n[default]\n")),
+        Err(Error::LongLivedKey { .. }) => assert!(changed.contains("= AKIA"), "{changed}"),
+        Err(e) => panic!("{e}"),
+    }
     assert_eq!(apply(&changed, &[scrub("dev")]), "[default]\n");
     // and the untouched text is still rolecall's
     assert!(inspect(&original).get("dev").unwrap().managed);
@@ -1128,4 +1130,66 @@ fn issue_13_splice_output_buffer_never_moves(#[case] user: &str) {
     assert!(out.ends_with(user), "{}", *out);
     let again = splice(&out, &edits, path()).unwrap();
     assert_eq!(*again, *out);
+}
+
+// -----------------------------------------------------------------------------------------
+// The same writer for the AWS config file (issue 15).
+mod config;
+
+// -----------------------------------------------------------------------------------------
+// Issue 14: never destroy a user's long-lived key.
+
+#[rstest]
+#[case::hand_written(
+    "# mine\n[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = s3cr3t\nregion = eu-west-1\n"
+)]
+#[case::put_into_a_managed_section_by_aws_configure(
+    &expand("<default:A>")
+        .replace("ASIAAEXAMPLE", "AKIAIOSFODNN7EXAMPLE")
+        .replace("aws_session_token = tokenA//===\n", "")
+)]
+#[case::beside_the_stale_token_aws_configure_leaves(
+    &expand("<default:A>").replace("ASIAAEXAMPLE", "AKIAIOSFODNN7EXAMPLE")
+)]
+fn issue_14_adopting_a_section_with_a_long_lived_key_is_refused(#[case] user: &str) {
+    let err = splice(user, &[adopt("default", "B")], path()).unwrap_err();
+    assert!(
+        matches!(&err, Error::LongLivedKey { name, .. } if name == "default"),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("rolecall keys import default --scrub") && msg.contains("…MPLE"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("AKIAIOSFODNN7EXAMPLE") && !msg.contains("s3cr3t"),
+        "{msg}"
+    );
+    // and a removal never takes it either
+    assert!(splice(user, &[remove("default")], path()).is_err());
+}
+
+#[rstest]
+#[case::no_key("[default]\nregion = eu-west-1\n")]
+#[case::temporary(
+    "[default]\naws_access_key_id = ASIAX\naws_secret_access_key = s\naws_session_token = t\n"
+)]
+#[case::old_token_name(
+    "[default]\naws_access_key_id = ASIAX\naws_secret_access_key = s\naws_security_token = t\n"
+)]
+fn issue_14_adopting_a_section_without_a_long_lived_key_still_works(#[case] user: &str) {
+    assert_eq!(apply(user, &[adopt("default", "B")]), expand("<default:B>"));
+}
+
+#[test]
+fn issue_14_static_key_takes_an_akia_key_beside_a_stale_session_token() {
+    // what `aws configure set` leaves when it puts the user's key into a section rolecall wrote
+    let text = expand("<default:A>")
+        .replace("ASIAAEXAMPLE", "AKIAIOSFODNN7EXAMPLE")
+        .replace("secret/A+KEY", "usersecret");
+    let c = static_key(&text, "default", path()).unwrap();
+    assert_eq!(c.access_key_id, "AKIAIOSFODNN7EXAMPLE");
+    assert_eq!(c.secret_access_key.expose_secret(), "usersecret");
+    assert!(c.session_token.is_none());
 }

@@ -146,6 +146,12 @@ impl EngineHandle {
         if !edits.is_empty() {
             self.file_op(move |f| f.apply(&edits)).await?;
         }
+        // and their regions' sections of ~/.aws/config
+        credfile::update_regions(
+            &self.inner.paths,
+            names.iter().map(|n| (n.clone(), None)).collect(),
+        )
+        .await;
         if *targets == Targets::All {
             sources::forget_all_sessions(self, &config).await?;
         }
@@ -256,6 +262,13 @@ impl EngineHandle {
             if let Err(e) = result {
                 tracing::warn!(error = %e, "the credentials file was not updated for the new config");
             }
+        }
+        if !removed.is_empty() {
+            credfile::update_regions(
+                &self.inner.paths,
+                removed.iter().map(|n| (n.clone(), None)).collect(),
+            )
+            .await;
         }
         // the STS client is built from two settings: a changed one takes effect now
         let (was, is) = (&old.settings, &new.settings);

@@ -291,6 +291,7 @@ impl EngineHandle {
     pub fn credentials_file(&self) -> CredentialsFile {
         let config = self.config();
         CredentialsFile::new(self.inner.paths.credentials_file(&config.settings))
+            .with_lock_dir(self.inner.paths.runtime_dir.clone())
     }
 
     pub(crate) fn emit(&self, event: Event) {

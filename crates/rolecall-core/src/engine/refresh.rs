@@ -441,6 +441,17 @@ impl EngineHandle {
                 }
             }
         }
+        if written {
+            // each written profile's region into ~/.aws/config (where the CLI v2 and the SDKs
+            // read it), under the refresh lock; a failure there is logged, never fatal
+            let regions = run
+                .fresh
+                .iter()
+                .filter(|(_, c)| c.written)
+                .map(|(n, _)| (n.clone(), config.region(n).map(str::to_string)))
+                .collect();
+            credfile::update_regions(&self.inner.paths, regions).await;
+        }
         // every profile of the pass: one renewed only as a dependency was written too
         for (name, o) in &outcomes {
             match o {
