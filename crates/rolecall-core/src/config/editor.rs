@@ -160,7 +160,7 @@ impl ConfigEditor {
 /// link with a plain file (dotfile managers link the config into their repository), so the
 /// rename must target the real file, and the temp file live in its directory. A dangling link
 /// is followed to where the file will be created.
-fn resolve_symlinks(path: &Path) -> io::Result<PathBuf> {
+pub(crate) fn resolve_symlinks(path: &Path) -> io::Result<PathBuf> {
     // Linux's own limit (MAXSYMLINKS) on links followed in one lookup.
     const MAX_LINKS: usize = 40;
     let mut current = path.to_path_buf();

@@ -19,6 +19,7 @@ mod schema;
 mod validate;
 
 pub use editor::ConfigEditor;
+pub(crate) use editor::resolve_symlinks;
 pub use paths::Paths;
 #[cfg(unix)]
 pub(crate) use paths::current_uid;

@@ -436,46 +436,13 @@ fn read_text(path: &Path) -> Result<Zeroizing<String>, Error> {
 
 /// The file the path finally names. Dotfile managers make `~/.aws/credentials` a symlink;
 /// writing through a rename onto the link would replace the link with a plain file, so the
-/// rename must target the real file (and the temp file live in its directory).
+/// rename must target the real file (and the temp file live in its directory). The same
+/// resolution as the config editor's (one implementation: [`crate::config::resolve_symlinks`]).
 fn resolve_symlinks(path: &Path) -> Result<PathBuf, Error> {
-    // Linux's own limit (MAXSYMLINKS) on links followed in one lookup.
-    const MAX_LINKS: usize = 40;
-    let mut current = path.to_path_buf();
-    for _ in 0..MAX_LINKS {
-        let read_error = |path: &Path, source| Error::Io {
-            op: IoOp::Read,
-            path: path.to_owned(),
-            source,
-        };
-        match fs::symlink_metadata(&current) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                if let Ok(real) = fs::canonicalize(&current) {
-                    return Ok(real);
-                }
-                // A dangling link: follow it one step; the file will be created at its target.
-                let target = fs::read_link(&current).map_err(|e| read_error(&current, e))?;
-                current = match current.parent() {
-                    Some(dir) => dir.join(target),
-                    None => target,
-                };
-            }
-            Ok(_) => return Ok(current),
-            // Not there (yet): creating the directory will report what is wrong.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                ) =>
-            {
-                return Ok(current);
-            }
-            Err(e) => return Err(read_error(&current, e)),
-        }
-    }
-    Err(Error::Io {
+    crate::config::resolve_symlinks(path).map_err(|source| Error::Io {
         op: IoOp::Read,
         path: path.to_owned(),
-        source: io::Error::other("too many levels of symbolic links"),
+        source,
     })
 }
 
