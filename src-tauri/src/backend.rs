@@ -133,19 +133,19 @@ impl Backend {
     }
 
     /// Removes every managed section and forgets cached sessions (`rolecall clear`). Attached,
-    /// the agent protocol has no clear, and clearing in this process would open the keychain
-    /// of this process's session bus, which need not be the agent's (`make run` attaches to a
-    /// demo daemon on a private bus): the user is told to run `rolecall clear` instead.
+    /// the agent does it (clearing in this process would open the keychain of this process's
+    /// session bus, which need not be the agent's: `make run` attaches to a demo daemon on a
+    /// private bus).
     pub async fn clear_all(&self) -> anyhow::Result<()> {
         match self {
             Backend::Hosted { engine, .. } => {
                 engine.clear(&Targets::All).await?;
-                Ok(())
             }
-            Backend::Attached { .. } => anyhow::bail!(
-                "the running rolecall agent cannot end sessions for the app; run `rolecall clear`"
-            ),
+            Backend::Attached { .. } => {
+                self.client().await?.clear(Vec::new()).await?;
+            }
         }
+        Ok(())
     }
 
     /// What the tray's "Enter MFA code…" asks for: the source of the first profile that needs

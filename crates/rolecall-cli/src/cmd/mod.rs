@@ -69,8 +69,8 @@ pub async fn agent(paths: &Paths, no_agent: bool) -> Option<AgentClient> {
     }
 }
 
-/// A connection to the running agent, whatever config it uses (for `watch` and `clear`,
-/// which only need to know it is there); `None` when none runs.
+/// A connection to the running agent, whatever config it uses (for `watch`, and for
+/// `clear`'s note that an agent will write its profiles again); `None` when none runs.
 pub async fn running_agent(paths: &Paths) -> Option<AgentClient> {
     match AgentClient::connect(&paths.runtime_dir).await {
         Ok(c) => c,

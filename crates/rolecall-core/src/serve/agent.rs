@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::protocol::{self, Pong, RemoteError, Report, Request, RequestLine, Response};
+use super::protocol::{self, Cleared, Pong, RemoteError, Report, Request, RequestLine, Response};
 use super::transport::{Accepted, Listener};
 use crate::engine::{EngineHandle, RefreshOptions, Targets};
 
@@ -378,6 +378,20 @@ async fn handle(engine: &EngineHandle, request: Request) -> Result<serde_json::V
             to_value(&serde_json::json!({
                 "expiration": exp.map(crate::timestamp::format),
             }))
+        }
+        Request::Clear { profiles } => {
+            let targets = if profiles.is_empty() {
+                Targets::All
+            } else {
+                Targets::Some(profiles)
+            };
+            let removed = engine.clear(&targets).await.map_err(|e| remote(&e))?;
+            // missing sections are due: the schedule changed
+            engine.wake();
+            to_value(&Cleared {
+                removed,
+                credentials_file: engine.credentials_file().path().to_path_buf(),
+            })
         }
         Request::Subscribe => Err(RemoteError {
             message: "subscribe must be the last request on a connection".into(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 
-use super::protocol::{self, Pong, RemoteError, Report, Request, RequestLine, Response};
+use super::protocol::{self, Cleared, Pong, RemoteError, Report, Request, RequestLine, Response};
 use super::transport::{self, ClientStream};
 use crate::engine::ProfileStatus;
 
@@ -62,9 +62,10 @@ pub fn answer_timeout(request: &Request) -> Duration {
     match request {
         Request::Ping | Request::Subscribe => Duration::from_secs(5),
         Request::Status => Duration::from_secs(30),
-        Request::Refresh { .. } | Request::Mfa { .. } | Request::Use { .. } => {
-            Duration::from_secs(10 * 60)
-        }
+        Request::Refresh { .. }
+        | Request::Mfa { .. }
+        | Request::Use { .. }
+        | Request::Clear { .. } => Duration::from_secs(10 * 60),
     }
 }
 
@@ -75,6 +76,7 @@ fn op(request: &Request) -> &'static str {
         Request::Refresh { .. } => "refresh",
         Request::Mfa { .. } => "mfa",
         Request::Use { .. } => "use",
+        Request::Clear { .. } => "clear",
         Request::Subscribe => "subscribe",
     }
 }
@@ -215,6 +217,12 @@ impl AgentClient {
         Ok(v.get("expiration")
             .and_then(|e| e.as_str())
             .and_then(crate::timestamp::parse))
+    }
+
+    /// Removes the managed sections of `profiles` (all, and every cached session, when empty)
+    /// through the agent: the same result and errors as [`crate::EngineHandle::clear`].
+    pub async fn clear(&mut self, profiles: Vec<String>) -> Result<Cleared, Error> {
+        self.typed(Request::Clear { profiles }).await
     }
 
     /// Turns this connection into an event stream; then call [`AgentClient::next_event`].

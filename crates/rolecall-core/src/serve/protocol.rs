@@ -59,6 +59,13 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mfa_code: Option<String>,
     },
+    /// Remove managed sections (all of them, `[default]` included, and forget every cached
+    /// session when `profiles` is empty), as `rolecall clear` does.
+    Clear {
+        /// Profile names; empty for all.
+        #[serde(default)]
+        profiles: Vec<String>,
+    },
     /// Stream engine events on this connection.
     Subscribe,
 }
@@ -110,6 +117,15 @@ pub struct Pong {
     /// predate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<PathBuf>,
+}
+
+/// What `clear` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cleared {
+    /// The sections removed.
+    pub removed: Vec<String>,
+    /// The credentials file they were removed from.
+    pub credentials_file: PathBuf,
 }
 
 /// What happened to one profile in a refresh, in a form that crosses the socket.
