@@ -474,3 +474,28 @@ fn clear_through_the_agent_removes_sections_keeps_user_bytes_and_forgets_session
     assert_eq!(world.credentials(), user, "renewed without a session");
     watch.kill();
 }
+
+/// A command given another credentials file (`AWS_SHARED_CREDENTIALS_FILE`) than the running
+/// agent writes is not sent to the agent (it would report success for a file it never
+/// touched): it works in-process on its own file, and says so.
+#[test]
+fn a_command_on_another_credentials_file_works_in_process_and_says_so() {
+    let world = refreshed_world();
+    let daemon = Daemon::start(&world);
+    let other = world.sandbox.log_dir().join("other-credentials");
+    let out = world
+        .rc(&["refresh", "--force", "--mfa-code", "123456", "ops"])
+        .env("AWS_SHARED_CREDENTIALS_FILE", &other)
+        .run()
+        .success();
+    assert_contains!(out.stderr, "another credentials file");
+    let written = std::fs::read_to_string(&other).unwrap_or_default();
+    assert!(
+        expiration(&written, "ops").is_some(),
+        "no [ops] in the file the command was given:\n{written}\n{}",
+        daemon.log()
+    );
+    // the same file as the agent's: through the agent, no note
+    let out = world.rc(&["status"]).run().success();
+    assert_not_contains!(out.stderr, "another credentials file");
+}

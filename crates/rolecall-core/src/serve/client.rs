@@ -6,7 +6,7 @@
 //! its clients: connecting within [`CONNECT_TIMEOUT`], and each request's answer within a
 //! time that fits the request ([`answer_timeout`]); past it, [`Error::Timeout`] says so.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
@@ -78,6 +78,73 @@ fn op(request: &Request) -> &'static str {
         Request::Use { .. } => "use",
         Request::Clear { .. } => "clear",
         Request::Subscribe => "subscribe",
+    }
+}
+
+/// A file the running agent works on that is not the one a client was given: the client must
+/// then do its work in-process, or it would act on the wrong profiles or report success for a
+/// file nobody wrote.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OtherFiles {
+    /// Another config file (`--config`, `ROLECALL_CONFIG`).
+    #[error(
+        "the running rolecall agent uses another config file ({}, not {})",
+        theirs.display(),
+        ours.display()
+    )]
+    Config {
+        /// The agent's.
+        theirs: PathBuf,
+        /// The client's.
+        ours: PathBuf,
+    },
+    /// Another credentials file (`AWS_SHARED_CREDENTIALS_FILE`).
+    #[error(
+        "the running rolecall agent writes another credentials file ({}, not {})",
+        theirs.display(),
+        ours.display()
+    )]
+    CredentialsFile {
+        /// The agent's.
+        theirs: PathBuf,
+        /// The client's.
+        ours: PathBuf,
+    },
+}
+
+/// Whether the agent that answered `pong` works on the config and credentials files `paths`
+/// name; `Err` says which one differs. What an agent that predates a field cannot say is
+/// trusted, and so is a config this process cannot load (the agent reports its own errors).
+pub fn same_files(pong: &Pong, paths: &crate::config::Paths) -> Result<(), OtherFiles> {
+    if let Some(theirs) = &pong.config
+        && !same_file(theirs, &paths.config_file)
+    {
+        return Err(OtherFiles::Config {
+            theirs: theirs.clone(),
+            ours: paths.config_file.clone(),
+        });
+    }
+    if let Some(theirs) = &pong.credentials_file
+        && let Ok(config) = crate::config::Config::load(&paths.config_file)
+    {
+        let ours = paths.credentials_file(&config.settings);
+        if !same_file(theirs, &ours) {
+            return Err(OtherFiles::CredentialsFile {
+                theirs: theirs.clone(),
+                ours,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether two paths name the same file: compared canonicalized when both exist (symlinks,
+/// relative paths), else as given.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
     }
 }
 

@@ -117,6 +117,11 @@ pub struct Pong {
     /// predate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<PathBuf>,
+    /// The credentials file the agent writes, so that a client given another one
+    /// (`AWS_SHARED_CREDENTIALS_FILE`) can work in-process instead. Absent from agents that
+    /// predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_file: Option<PathBuf>,
 }
 
 /// What `clear` answers.
@@ -217,8 +222,10 @@ mod tests {
             pid: 7,
             version: "0.1.0".into(),
             config: Some(PathBuf::from("/c/config.toml")),
+            credentials_file: Some(PathBuf::from("/h/.aws/credentials")),
         };
         let back: Pong = serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
         assert_eq!(back.config, new.config);
+        assert_eq!(back.credentials_file, new.credentials_file);
     }
 }
