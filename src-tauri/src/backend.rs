@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use rolecall_core::config::{Config, Paths};
 use rolecall_core::events::Event;
-use rolecall_core::serve::client::AgentClient;
+use rolecall_core::serve::client::{AgentClient, AgentEvent};
 use rolecall_core::serve::protocol::{Report, ReportKind};
 use rolecall_core::{EngineHandle, Host, ProfileStatus, State, Targets, host};
 use tokio::sync::{broadcast, mpsc};
@@ -225,10 +225,11 @@ impl Backend {
             let Some(line) = line else {
                 anyhow::bail!("the rolecall agent closed the event stream");
             };
-            // `{"v":1,"event":{…}}` or `{"v":1,"lagged":N}`: either way, redraw
-            let event = line
-                .get("event")
-                .and_then(|e| serde_json::from_value::<Event>(e.clone()).ok());
+            // an event, a lag or an unknown event: either way, redraw
+            let event = match line {
+                AgentEvent::Event(e) => Some(e),
+                _ => None,
+            };
             if changed.send(event).await.is_err() {
                 return Ok(());
             }

@@ -408,7 +408,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::serve::client::AgentClient;
+    use crate::serve::client::{AgentClient, AgentEvent};
     use crate::testutil::Sandbox;
 
     const CONFIG: &str = r#"
@@ -591,8 +591,12 @@ role_arn = "arn:aws:iam::222222222222:role/A"
             .expect("an event within 10 s")
             .unwrap()
             .expect("the stream open");
-        assert_eq!(event["v"], 1, "{event}");
-        assert_eq!(event["event"]["added"][0], "b", "{event}");
+        match event {
+            AgentEvent::Event(crate::events::Event::ConfigReloaded { added, .. }) => {
+                assert_eq!(added, vec!["b".to_string()]);
+            }
+            other => panic!("not a typed config_reloaded: {other:?}"),
+        }
         agent.stop().await;
         assert!(
             c.next_event().await.unwrap().is_none(),

@@ -14,6 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 use super::protocol::{self, Cleared, Pong, RemoteError, Report, Request, RequestLine, Response};
 use super::transport::{self, ClientStream};
 use crate::engine::ProfileStatus;
+use crate::events::Event;
 
 /// What can go wrong talking to the agent.
 #[derive(Debug, thiserror::Error)]
@@ -297,16 +298,53 @@ impl AgentClient {
         self.call(Request::Subscribe).await.map(|_| ())
     }
 
-    /// The next event line (`{"v":1,"event":{…}}`, or `{"v":1,"lagged":N}`), or `None` when
-    /// the agent closed the stream.
-    pub async fn next_event(&mut self) -> Result<Option<serde_json::Value>, Error> {
+    /// The next item of the event stream, or `None` when the agent closed it.
+    pub async fn next_event(&mut self) -> Result<Option<AgentEvent>, Error> {
         let mut line = String::new();
         if self.reader.read_line(&mut line).await? == 0 {
             return Ok(None);
         }
-        serde_json::from_str(line.trim_end())
-            .map(Some)
-            .map_err(|e| Error::Protocol(e.to_string()))
+        AgentEvent::parse(line.trim_end()).map(Some)
+    }
+}
+
+/// One line of the agent's event stream, typed.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum AgentEvent {
+    /// An engine event (`{"v":1,"event":{…}}`).
+    Event(Event),
+    /// The subscriber fell behind and this many events were dropped (`{"v":1,"lagged":N}`).
+    Lagged(u64),
+    /// An event this build does not know (a newer agent): the whole line, as sent.
+    Unknown(serde_json::Value),
+}
+
+impl AgentEvent {
+    fn parse(line: &str) -> Result<AgentEvent, Error> {
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| Error::Protocol(e.to_string()))?;
+        if let Some(n) = v.get("lagged").and_then(serde_json::Value::as_u64) {
+            return Ok(AgentEvent::Lagged(n));
+        }
+        match v.get("event") {
+            Some(ev) => Ok(match serde_json::from_value::<Event>(ev.clone()) {
+                Ok(event) => AgentEvent::Event(event),
+                Err(_) => AgentEvent::Unknown(v),
+            }),
+            None => Err(Error::Protocol(
+                "an event line with neither an event nor a lag count".into(),
+            )),
+        }
+    }
+
+    /// The line as the agent sends it (`rolecall watch --json` prints it).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            AgentEvent::Event(e) => serde_json::json!({"v": protocol::VERSION, "event": e}),
+            AgentEvent::Lagged(n) => serde_json::json!({"v": protocol::VERSION, "lagged": n}),
+            AgentEvent::Unknown(v) => v.clone(),
+        }
     }
 }
 
