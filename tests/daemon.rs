@@ -426,3 +426,76 @@ fn a_socket_directory_others_can_write_is_not_used_and_the_user_is_told() {
     assert_contains!(out.stderr, "mode 777");
     assert_contains!(out.stdout, "dev-admin");
 }
+
+/// `rolecall clear` while a daemon runs is done by the daemon (the app's "End all sessions"
+/// attached to it goes the same way): the managed sections go, the user's own bytes stay, the
+/// daemon's sessions are forgotten (it cannot renew without a code) and its subscribers see
+/// `cleared`.
+#[test]
+fn clear_through_the_agent_removes_sections_keeps_user_bytes_and_forgets_sessions() {
+    let world = World::start();
+    world.setup(SHORT);
+    let user = "# my own profile\r\n[personal]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n\
+                aws_secret_access_key = not-a-real-secret\n";
+    world.sandbox.write(world.sandbox.credentials_path(), user);
+    world
+        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let daemon = Daemon::start(&world);
+    let log = world.sandbox.log_dir().join("watch-clear.log");
+    let mut watch = world.rc(&["watch", "--json"]).spawn("rolecall watch", &log);
+    // the watcher subscribes asynchronously: renew through the daemon until it sees one
+    wait_until(Duration::from_secs(20), || {
+        world.rc(&["refresh", "--force", "ops"]).run().success();
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("\"credentials_refreshed\"").then_some(())
+    })
+    .unwrap_or_else(|| panic!("no event seen:\n{}", watch.log()));
+
+    let out = world.rc(&["clear"]).run().success();
+    assert_contains!(out.stdout, "removed [");
+    assert_contains!(out.stdout, "forgot cached MFA sessions");
+    // done by the daemon: its subscribers hear of it
+    let cleared = wait_until(Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("\"cleared\"").then_some(())
+    });
+    assert!(
+        cleared.is_some(),
+        "no cleared event:\n{}\n{}",
+        watch.log(),
+        daemon.log()
+    );
+    assert_eq!(world.credentials(), user, "the user's own bytes changed");
+    // the sessions are gone: the daemon asks for a code instead of renewing
+    let status = world.rc(&["status", "--json"]).run().success().json();
+    assert_eq!(status[0]["state"], "needs-mfa", "{status:#}");
+    assert_eq!(world.credentials(), user, "renewed without a session");
+    watch.kill();
+}
+
+/// A command given another credentials file (`AWS_SHARED_CREDENTIALS_FILE`) than the running
+/// agent writes is not sent to the agent (it would report success for a file it never
+/// touched): it works in-process on its own file, and says so.
+#[test]
+fn a_command_on_another_credentials_file_works_in_process_and_says_so() {
+    let world = refreshed_world();
+    let daemon = Daemon::start(&world);
+    let other = world.sandbox.log_dir().join("other-credentials");
+    let out = world
+        .rc(&["refresh", "--force", "--mfa-code", "123456", "ops"])
+        .env("AWS_SHARED_CREDENTIALS_FILE", &other)
+        .run()
+        .success();
+    assert_contains!(out.stderr, "another credentials file");
+    let written = std::fs::read_to_string(&other).unwrap_or_default();
+    assert!(
+        expiration(&written, "ops").is_some(),
+        "no [ops] in the file the command was given:\n{written}\n{}",
+        daemon.log()
+    );
+    // the same file as the agent's: through the agent, no note
+    let out = world.rc(&["status"]).run().success();
+    assert_not_contains!(out.stderr, "another credentials file");
+}

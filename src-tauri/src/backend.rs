@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use rolecall_core::config::{Config, Paths};
 use rolecall_core::events::Event;
-use rolecall_core::serve::client::AgentClient;
+use rolecall_core::serve::client::{AgentClient, AgentEvent};
 use rolecall_core::serve::protocol::{Report, ReportKind};
 use rolecall_core::{EngineHandle, Host, ProfileStatus, State, Targets, host};
 use tokio::sync::{broadcast, mpsc};
@@ -133,19 +133,19 @@ impl Backend {
     }
 
     /// Removes every managed section and forgets cached sessions (`rolecall clear`). Attached,
-    /// the agent protocol has no clear, and clearing in this process would open the keychain
-    /// of this process's session bus, which need not be the agent's (`make run` attaches to a
-    /// demo daemon on a private bus): the user is told to run `rolecall clear` instead.
+    /// the agent does it (clearing in this process would open the keychain of this process's
+    /// session bus, which need not be the agent's: `make run` attaches to a demo daemon on a
+    /// private bus).
     pub async fn clear_all(&self) -> anyhow::Result<()> {
         match self {
             Backend::Hosted { engine, .. } => {
                 engine.clear(&Targets::All).await?;
-                Ok(())
             }
-            Backend::Attached { .. } => anyhow::bail!(
-                "the running rolecall agent cannot end sessions for the app; run `rolecall clear`"
-            ),
+            Backend::Attached { .. } => {
+                self.client().await?.clear(Vec::new()).await?;
+            }
         }
+        Ok(())
     }
 
     /// What the tray's "Enter MFA code…" asks for: the source of the first profile that needs
@@ -225,10 +225,11 @@ impl Backend {
             let Some(line) = line else {
                 anyhow::bail!("the rolecall agent closed the event stream");
             };
-            // `{"v":1,"event":{…}}` or `{"v":1,"lagged":N}`: either way, redraw
-            let event = line
-                .get("event")
-                .and_then(|e| serde_json::from_value::<Event>(e.clone()).ok());
+            // an event, a lag or an unknown event: either way, redraw
+            let event = match line {
+                AgentEvent::Event(e) => Some(e),
+                _ => None,
+            };
             if changed.send(event).await.is_err() {
                 return Ok(());
             }

@@ -113,7 +113,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Exec(a) => cmd::exec::run(paths, a).await,
         Command::Export(a) => cmd::export::run(paths, a).await,
         Command::CredentialProcess(a) => cmd::export::credential_process(paths, a).await,
-        Command::Clear(a) => cmd::clear::run(paths, a).await,
+        Command::Clear(a) => cmd::clear::run(paths, a, cli.no_agent).await,
         Command::Doctor => cmd::doctor::run(paths).await,
         Command::Daemon(a) => cmd::daemon::run(paths, a).await,
         Command::Watch(a) => cmd::watch::run(paths, a).await,

@@ -15,7 +15,6 @@ pub mod status;
 pub mod use_;
 pub mod watch;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -28,9 +27,9 @@ use crate::prompt::TerminalPrompt;
 
 /// A connection to the running agent (daemon or tray app) that works on our config file,
 /// unless `--no-agent` was given or none runs. Then the engine's work is done by that
-/// process, which keeps live state. An agent on another config file (we were given
-/// `--config` or `ROLECALL_CONFIG`, or it was) would act on the wrong profiles: then the
-/// work is done in-process.
+/// process, which keeps live state. An agent on another config or credentials file (see
+/// [`rolecall_core::serve::client::same_files`]) would act on the wrong profiles or file: then
+/// the work is done in-process, and stderr says why.
 ///
 /// An agent that does not answer its ping within seconds (stopped, hung) is reported on stderr
 /// and the work is done in-process too, for every command: reading status is harmless, and a
@@ -44,18 +43,12 @@ pub async fn agent(paths: &Paths, no_agent: bool) -> Option<AgentClient> {
     }
     let mut client = running_agent(paths).await?;
     match client.ping().await {
-        Ok(pong) => match pong.config {
-            Some(theirs) if !same_file(&theirs, &paths.config_file) => {
-                tracing::info!(
-                    agent_pid = pong.pid,
-                    agent_config = %theirs.display(),
-                    config = %paths.config_file.display(),
-                    "the running rolecall agent uses another config file; working in-process"
-                );
+        Ok(pong) => match rolecall_core::serve::client::same_files(&pong, paths) {
+            Ok(()) => Some(client),
+            Err(other) => {
+                eprintln!("rolecall: note: {other}; working in-process");
                 None
             }
-            // an agent that predates the field cannot say: trust it, as before
-            _ => Some(client),
         },
         // stopped or hung: the user must hear why this is slower than usual, and what is wrong
         Err(e @ rolecall_core::serve::client::Error::Timeout { .. }) => {
@@ -69,8 +62,8 @@ pub async fn agent(paths: &Paths, no_agent: bool) -> Option<AgentClient> {
     }
 }
 
-/// A connection to the running agent, whatever config it uses (for `watch` and `clear`,
-/// which only need to know it is there); `None` when none runs.
+/// A connection to the running agent, whatever config it uses (for `watch`, and for
+/// `clear`'s note that an agent will write its profiles again); `None` when none runs.
 pub async fn running_agent(paths: &Paths) -> Option<AgentClient> {
     match AgentClient::connect(&paths.runtime_dir).await {
         Ok(c) => c,
@@ -86,15 +79,6 @@ pub async fn running_agent(paths: &Paths) -> Option<AgentClient> {
             tracing::warn!(error = %e, "cannot reach the rolecall agent; working in-process");
             None
         }
-    }
-}
-
-/// Whether two config paths name the same file: compared canonicalized when both exist
-/// (symlinks, relative `--config` paths), else as given.
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use rolecall_core::config::Paths;
-use rolecall_core::events::Event;
+use rolecall_core::serve::client::AgentEvent;
 
 use crate::cli::WatchArgs;
 use crate::cmd::running_agent;
@@ -13,24 +13,25 @@ pub async fn run(paths: Paths, args: WatchArgs) -> anyhow::Result<u8> {
          `rolecall daemon` (or the tray app)",
     )?;
     client.subscribe().await?;
-    while let Some(line) = client.next_event().await? {
+    while let Some(item) = client.next_event().await? {
         // `rolecall watch | head -3`: nobody reads any more
         if crate::out::gone() {
             return Ok(crate::exit::OK);
         }
         if args.json {
-            outln!("{line}");
+            outln!("{}", item.to_json());
             continue;
         }
         let now = rolecall_core::timestamp::format(std::time::SystemTime::now());
-        if let Some(n) = line.get("lagged") {
-            outln!("{now}  ({n} events missed)");
-        } else if let Some(ev) = line.get("event") {
-            match serde_json::from_value::<Event>(ev.clone()) {
-                Ok(event) => outln!("{now}  {event}"),
-                // an event this build does not know (newer agent): show it raw
-                Err(_) => outln!("{now}  {ev}"),
+        match item {
+            AgentEvent::Event(event) => outln!("{now}  {event}"),
+            AgentEvent::Lagged(n) => outln!("{now}  ({n} events missed)"),
+            // an event this build does not know (newer agent): show it raw
+            AgentEvent::Unknown(line) => {
+                let ev = line.get("event").unwrap_or(&line);
+                outln!("{now}  {ev}");
             }
+            _ => {}
         }
     }
     eprintln!("rolecall: the agent closed the connection");

@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::protocol::{self, Pong, RemoteError, Report, Request, RequestLine, Response};
+use super::protocol::{self, Cleared, Pong, RemoteError, Report, Request, RequestLine, Response};
 use super::transport::{Accepted, Listener};
 use crate::engine::{EngineHandle, RefreshOptions, Targets};
 
@@ -334,6 +334,7 @@ async fn handle(engine: &EngineHandle, request: Request) -> Result<serde_json::V
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             config: Some(engine.paths().config_file.clone()),
+            credentials_file: Some(engine.credentials_file().path().to_path_buf()),
         }),
         Request::Status => to_value(&engine.status().await.map_err(|e| remote(&e))?),
         Request::Refresh {
@@ -379,6 +380,20 @@ async fn handle(engine: &EngineHandle, request: Request) -> Result<serde_json::V
                 "expiration": exp.map(crate::timestamp::format),
             }))
         }
+        Request::Clear { profiles } => {
+            let targets = if profiles.is_empty() {
+                Targets::All
+            } else {
+                Targets::Some(profiles)
+            };
+            let removed = engine.clear(&targets).await.map_err(|e| remote(&e))?;
+            // missing sections are due: the schedule changed
+            engine.wake();
+            to_value(&Cleared {
+                removed,
+                credentials_file: engine.credentials_file().path().to_path_buf(),
+            })
+        }
         Request::Subscribe => Err(RemoteError {
             message: "subscribe must be the last request on a connection".into(),
             usage: true,
@@ -393,7 +408,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::serve::client::AgentClient;
+    use crate::serve::client::{AgentClient, AgentEvent};
     use crate::testutil::Sandbox;
 
     const CONFIG: &str = r#"
@@ -576,8 +591,12 @@ role_arn = "arn:aws:iam::222222222222:role/A"
             .expect("an event within 10 s")
             .unwrap()
             .expect("the stream open");
-        assert_eq!(event["v"], 1, "{event}");
-        assert_eq!(event["event"]["added"][0], "b", "{event}");
+        match event {
+            AgentEvent::Event(crate::events::Event::ConfigReloaded { added, .. }) => {
+                assert_eq!(added, vec!["b".to_string()]);
+            }
+            other => panic!("not a typed config_reloaded: {other:?}"),
+        }
         agent.stop().await;
         assert!(
             c.next_event().await.unwrap().is_none(),

@@ -6,14 +6,15 @@
 //! its clients: connecting within [`CONNECT_TIMEOUT`], and each request's answer within a
 //! time that fits the request ([`answer_timeout`]); past it, [`Error::Timeout`] says so.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 
-use super::protocol::{self, Pong, RemoteError, Report, Request, RequestLine, Response};
+use super::protocol::{self, Cleared, Pong, RemoteError, Report, Request, RequestLine, Response};
 use super::transport::{self, ClientStream};
 use crate::engine::ProfileStatus;
+use crate::events::Event;
 
 /// What can go wrong talking to the agent.
 #[derive(Debug, thiserror::Error)]
@@ -62,9 +63,10 @@ pub fn answer_timeout(request: &Request) -> Duration {
     match request {
         Request::Ping | Request::Subscribe => Duration::from_secs(5),
         Request::Status => Duration::from_secs(30),
-        Request::Refresh { .. } | Request::Mfa { .. } | Request::Use { .. } => {
-            Duration::from_secs(10 * 60)
-        }
+        Request::Refresh { .. }
+        | Request::Mfa { .. }
+        | Request::Use { .. }
+        | Request::Clear { .. } => Duration::from_secs(10 * 60),
     }
 }
 
@@ -75,7 +77,75 @@ fn op(request: &Request) -> &'static str {
         Request::Refresh { .. } => "refresh",
         Request::Mfa { .. } => "mfa",
         Request::Use { .. } => "use",
+        Request::Clear { .. } => "clear",
         Request::Subscribe => "subscribe",
+    }
+}
+
+/// A file the running agent works on that is not the one a client was given: the client must
+/// then do its work in-process, or it would act on the wrong profiles or report success for a
+/// file nobody wrote.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OtherFiles {
+    /// Another config file (`--config`, `ROLECALL_CONFIG`).
+    #[error(
+        "the running rolecall agent uses another config file ({}, not {})",
+        theirs.display(),
+        ours.display()
+    )]
+    Config {
+        /// The agent's.
+        theirs: PathBuf,
+        /// The client's.
+        ours: PathBuf,
+    },
+    /// Another credentials file (`AWS_SHARED_CREDENTIALS_FILE`).
+    #[error(
+        "the running rolecall agent writes another credentials file ({}, not {})",
+        theirs.display(),
+        ours.display()
+    )]
+    CredentialsFile {
+        /// The agent's.
+        theirs: PathBuf,
+        /// The client's.
+        ours: PathBuf,
+    },
+}
+
+/// Whether the agent that answered `pong` works on the config and credentials files `paths`
+/// name; `Err` says which one differs. What an agent that predates a field cannot say is
+/// trusted, and so is a config this process cannot load (the agent reports its own errors).
+pub fn same_files(pong: &Pong, paths: &crate::config::Paths) -> Result<(), OtherFiles> {
+    if let Some(theirs) = &pong.config
+        && !same_file(theirs, &paths.config_file)
+    {
+        return Err(OtherFiles::Config {
+            theirs: theirs.clone(),
+            ours: paths.config_file.clone(),
+        });
+    }
+    if let Some(theirs) = &pong.credentials_file
+        && let Ok(config) = crate::config::Config::load(&paths.config_file)
+    {
+        let ours = paths.credentials_file(&config.settings);
+        if !same_file(theirs, &ours) {
+            return Err(OtherFiles::CredentialsFile {
+                theirs: theirs.clone(),
+                ours,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether two paths name the same file: compared canonicalized when both exist (symlinks,
+/// relative paths), else as given.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
     }
 }
 
@@ -217,21 +287,64 @@ impl AgentClient {
             .and_then(crate::timestamp::parse))
     }
 
+    /// Removes the managed sections of `profiles` (all, and every cached session, when empty)
+    /// through the agent: the same result and errors as [`crate::EngineHandle::clear`].
+    pub async fn clear(&mut self, profiles: Vec<String>) -> Result<Cleared, Error> {
+        self.typed(Request::Clear { profiles }).await
+    }
+
     /// Turns this connection into an event stream; then call [`AgentClient::next_event`].
     pub async fn subscribe(&mut self) -> Result<(), Error> {
         self.call(Request::Subscribe).await.map(|_| ())
     }
 
-    /// The next event line (`{"v":1,"event":{…}}`, or `{"v":1,"lagged":N}`), or `None` when
-    /// the agent closed the stream.
-    pub async fn next_event(&mut self) -> Result<Option<serde_json::Value>, Error> {
+    /// The next item of the event stream, or `None` when the agent closed it.
+    pub async fn next_event(&mut self) -> Result<Option<AgentEvent>, Error> {
         let mut line = String::new();
         if self.reader.read_line(&mut line).await? == 0 {
             return Ok(None);
         }
-        serde_json::from_str(line.trim_end())
-            .map(Some)
-            .map_err(|e| Error::Protocol(e.to_string()))
+        AgentEvent::parse(line.trim_end()).map(Some)
+    }
+}
+
+/// One line of the agent's event stream, typed.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum AgentEvent {
+    /// An engine event (`{"v":1,"event":{…}}`).
+    Event(Event),
+    /// The subscriber fell behind and this many events were dropped (`{"v":1,"lagged":N}`).
+    Lagged(u64),
+    /// An event this build does not know (a newer agent): the whole line, as sent.
+    Unknown(serde_json::Value),
+}
+
+impl AgentEvent {
+    fn parse(line: &str) -> Result<AgentEvent, Error> {
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| Error::Protocol(e.to_string()))?;
+        if let Some(n) = v.get("lagged").and_then(serde_json::Value::as_u64) {
+            return Ok(AgentEvent::Lagged(n));
+        }
+        match v.get("event") {
+            Some(ev) => Ok(match serde_json::from_value::<Event>(ev.clone()) {
+                Ok(event) => AgentEvent::Event(event),
+                Err(_) => AgentEvent::Unknown(v),
+            }),
+            None => Err(Error::Protocol(
+                "an event line with neither an event nor a lag count".into(),
+            )),
+        }
+    }
+
+    /// The line as the agent sends it (`rolecall watch --json` prints it).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            AgentEvent::Event(e) => serde_json::json!({"v": protocol::VERSION, "event": e}),
+            AgentEvent::Lagged(n) => serde_json::json!({"v": protocol::VERSION, "lagged": n}),
+            AgentEvent::Unknown(v) => v.clone(),
+        }
     }
 }
 

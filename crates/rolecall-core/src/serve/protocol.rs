@@ -59,6 +59,13 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mfa_code: Option<String>,
     },
+    /// Remove managed sections (all of them, `[default]` included, and forget every cached
+    /// session when `profiles` is empty), as `rolecall clear` does.
+    Clear {
+        /// Profile names; empty for all.
+        #[serde(default)]
+        profiles: Vec<String>,
+    },
     /// Stream engine events on this connection.
     Subscribe,
 }
@@ -110,6 +117,20 @@ pub struct Pong {
     /// predate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<PathBuf>,
+    /// The credentials file the agent writes, so that a client given another one
+    /// (`AWS_SHARED_CREDENTIALS_FILE`) can work in-process instead. Absent from agents that
+    /// predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_file: Option<PathBuf>,
+}
+
+/// What `clear` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cleared {
+    /// The sections removed.
+    pub removed: Vec<String>,
+    /// The credentials file they were removed from.
+    pub credentials_file: PathBuf,
 }
 
 /// What happened to one profile in a refresh, in a form that crosses the socket.
@@ -201,8 +222,10 @@ mod tests {
             pid: 7,
             version: "0.1.0".into(),
             config: Some(PathBuf::from("/c/config.toml")),
+            credentials_file: Some(PathBuf::from("/h/.aws/credentials")),
         };
         let back: Pong = serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
         assert_eq!(back.config, new.config);
+        assert_eq!(back.credentials_file, new.credentials_file);
     }
 }
