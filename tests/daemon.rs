@@ -426,3 +426,20 @@ fn a_socket_directory_others_can_write_is_not_used_and_the_user_is_told() {
     assert_contains!(out.stderr, "mode 777");
     assert_contains!(out.stdout, "dev-admin");
 }
+
+/// The daemon's log (`-v`) shows times as RFC 3339, never Rust's Debug output.
+#[test]
+fn issue_14_the_daemon_log_shows_no_rust_internals() {
+    let world = World::start();
+    world.setup(SHORT);
+    let daemon = Daemon::start(&world);
+    world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    wait_for_renewals(&world, &daemon, "dev-admin", 1);
+    let log = daemon.log();
+    for internal in ["SystemTime {", "Rfc3339Timestamp(", "expiration=Some("] {
+        assert!(!log.contains(internal), "{internal} in the log:\n{log}");
+    }
+}
