@@ -549,3 +549,47 @@ fn issue_14_the_demo_shows_its_config_and_removes_its_home() {
     assert!(!left, "{home} is left behind:\n{}", out.streams());
     assert_contains!(out.stdout, &format!("removed {home}"));
 }
+
+/// Before any key is stored, `status` says so (and how to store one) instead of `needs MFA`.
+#[test]
+fn issue_14_status_before_any_key_is_stored_says_there_is_no_key() {
+    let world = World::start();
+    world.sandbox.write(world.sandbox.config_path(), CONFIG);
+    let out = world.rc(&["status", "--json"]).run().success();
+    let rows = out.json();
+    let rows = rows.as_array().expect("status --json is a list");
+    assert_eq!(rows.len(), 3, "{}", out.streams());
+    for row in rows {
+        assert_eq!(row["state"], "error", "{row:#}");
+        let message = row["message"].as_str().unwrap_or_default();
+        assert_contains!(message, "no key in the keychain");
+        assert_contains!(message, "rolecall keys add bastion");
+    }
+    let out = world.rc(&["status"]).run().success();
+    assert!(!out.stdout.contains("needs MFA"), "{}", out.streams());
+    assert_contains!(out.stderr, "rolecall keys add bastion");
+}
+
+/// `status` shows when each profile is renewed (README says so): without a daemon, when its
+/// renewal is due.
+#[test]
+fn issue_14_status_shows_when_each_profile_is_renewed() {
+    let world = refreshed_world();
+    let out = world.rc(&["--no-agent", "status"]).run().success();
+    let header = out.stdout.lines().next().unwrap_or_default();
+    assert_contains!(header, "RENEWS");
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("dev-admin "))
+        .unwrap_or_else(|| panic!("no dev-admin row:\n{}", out.streams()));
+    assert_contains!(row, "due ");
+    let json = world
+        .rc(&["--no-agent", "status", "--json"])
+        .run()
+        .success()
+        .json();
+    let due = json[0]["next_renewal"].as_str().unwrap_or_default();
+    let expires = json[0]["expiration"].as_str().unwrap_or_default();
+    assert!(!due.is_empty() && due < expires, "{json:#}");
+}

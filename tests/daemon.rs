@@ -499,3 +499,20 @@ fn a_command_on_another_credentials_file_works_in_process_and_says_so() {
     let out = world.rc(&["status"]).run().success();
     assert_not_contains!(out.stderr, "another credentials file");
 }
+
+/// The daemon's log (`-v`) shows times as RFC 3339, never Rust's Debug output.
+#[test]
+fn issue_14_the_daemon_log_shows_no_rust_internals() {
+    let world = World::start();
+    world.setup(SHORT);
+    let daemon = Daemon::start(&world);
+    world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    wait_for_renewals(&world, &daemon, "dev-admin", 1);
+    let log = daemon.log();
+    for internal in ["SystemTime {", "Rfc3339Timestamp(", "expiration=Some("] {
+        assert!(!log.contains(internal), "{internal} in the log:\n{log}");
+    }
+}

@@ -60,7 +60,8 @@ pub struct ProfileStatus {
     pub state: State,
     /// Why it is in the error state (or, under the scheduler, why the last renewal failed).
     pub message: Option<String>,
-    /// When the scheduler will next try to renew it (only from a running scheduler).
+    /// When the scheduler will next try to renew it; without a running scheduler, when its
+    /// renewal is due (its expiry less the time it is renewed before).
     #[serde(default, with = "crate::timestamp::option")]
     pub next_renewal: Option<SystemTime>,
     /// How many seconds before its expiry it is renewed, when its lifetime is too short for

@@ -7,9 +7,10 @@ use crate::cli::StatusArgs;
 use crate::cmd::{agent, engine, short};
 
 pub async fn run(paths: Paths, args: StatusArgs, no_agent: bool) -> anyhow::Result<u8> {
-    let status = match agent(&paths, no_agent).await {
-        Some(mut agent) => agent.status().await?,
-        None => engine(paths.clone()).await?.status().await?,
+    // a running daemon renews at its planned time; without one, renewals are only due
+    let (status, daemon) = match agent(&paths, no_agent).await {
+        Some(mut agent) => (agent.status().await?, true),
+        None => (engine(paths.clone()).await?.status().await?, false),
     };
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&status)?);
@@ -22,7 +23,7 @@ pub async fn run(paths: Paths, args: StatusArgs, no_agent: bool) -> anyhow::Resu
         );
         return Ok(crate::exit::OK);
     }
-    let rows: Vec<[String; 6]> = status
+    let rows: Vec<[String; 7]> = status
         .iter()
         .map(|s| {
             [
@@ -37,10 +38,18 @@ pub async fn run(paths: Paths, args: StatusArgs, no_agent: bool) -> anyhow::Resu
                     .filter(|l| *l > 0)
                     .map(|l| short(std::time::Duration::from_secs(l)))
                     .unwrap_or_else(|| "-".into()),
+                s.next_renewal
+                    .map(|t| {
+                        let t = timestamp::format(t);
+                        if daemon { t } else { format!("due {t}") }
+                    })
+                    .unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
-    let header = ["PROFILE", "FROM", "ROLE", "STATE", "EXPIRES", "LEFT"];
+    let header = [
+        "PROFILE", "FROM", "ROLE", "STATE", "EXPIRES", "LEFT", "RENEWS",
+    ];
     let mut widths = header.map(str::len);
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -81,6 +90,9 @@ pub async fn run(paths: Paths, args: StatusArgs, no_agent: bool) -> anyhow::Resu
                 short(std::time::Duration::from_secs(before))
             );
         }
+    }
+    if !daemon && status.iter().any(|s| s.next_renewal.is_some()) {
+        outln!("(no daemon runs: due renewals happen at the next `rolecall refresh`)");
     }
     if status.iter().any(|s| s.active) {
         outln!("(* mirrored into [default])");

@@ -297,10 +297,10 @@ impl EngineHandle {
     pub(crate) fn emit(&self, event: Event) {
         // one MfaRequired per episode, however many profiles or passes run into it
         if !self.inner.board.admit(&event) {
-            tracing::debug!(?event, "repeat event not sent");
+            tracing::debug!(%event, "repeat event not sent");
             return;
         }
-        tracing::debug!(?event, "event");
+        tracing::debug!(%event, "event");
         // no subscriber is fine
         let _ = self.inner.events.send(event);
     }

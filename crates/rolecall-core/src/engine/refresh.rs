@@ -208,7 +208,8 @@ impl Run<'_> {
         match result {
             Ok(creds) => {
                 let expiration = creds.expiration;
-                tracing::info!(profile = name, expiration = ?expiration.map(crate::timestamp::format), "renewed");
+                let until = expiration.map_or_else(|| "-".into(), crate::timestamp::format);
+                tracing::info!(profile = name, expiration = %until, "renewed");
                 self.fresh.insert(
                     name.to_string(),
                     FreshCreds {

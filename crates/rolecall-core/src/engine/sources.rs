@@ -238,7 +238,8 @@ pub(super) async fn forget_all_sessions(
 }
 
 /// Whether `source` can make credentials until `until` without a new MFA code (for
-/// `status`): a keychain source needs a cached session lasting that long; an environment source
+/// `status`): a keychain source needs a cached session lasting that long (and is an error
+/// [`EngineError::NoKey`] without one and without a key); an environment source
 /// with a long-lived key needs an in-memory one; temporary and instance credentials need none.
 pub(super) async fn usable_without_mfa_until(
     handle: &EngineHandle,
@@ -252,7 +253,18 @@ pub(super) async fn usable_without_mfa_until(
         SourceKind::Keychain => {
             let s = source.to_string();
             let cached = handle.blocking(move |v| v.session(&s)).await?;
-            Ok(cached.as_ref().is_some_and(usable))
+            if cached.as_ref().is_some_and(usable) {
+                return Ok(true);
+            }
+            // no session to use: a new one needs the key first, and without it an MFA code
+            // would not help (say what would)
+            let s = source.to_string();
+            if handle.blocking(move |v| v.source_key(&s)).await?.is_none() {
+                return Err(EngineError::NoKey {
+                    source_name: source.to_string(),
+                });
+            }
+            Ok(false)
         }
         SourceKind::Environment => {
             let base = environment_credentials(handle, source).await?;

@@ -82,7 +82,11 @@ impl EngineHandle {
                 seconds_left: left.map(|d| d.as_secs()),
                 state,
                 message,
-                next_renewal: live.and_then(|l| l.next_renewal),
+                // the scheduler's plan, or (without one) when the renewal is due
+                next_renewal: match live {
+                    Some(l) => l.next_renewal,
+                    None => expiration.map(|e| e - renew_before),
+                },
                 renews_before: (renew_before < config.settings.refresh_before)
                     .then_some(renew_before.as_secs()),
             });
