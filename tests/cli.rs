@@ -284,7 +284,7 @@ fn issue_14_keys_add_does_not_replace_a_key_unasked_and_says_what_it_added() {
     assert_contains!(out.stdout, "added [sources.work] to ");
     assert_contains!(out.stdout, "config.toml");
 
-    let other = "AKIAOTHERKEY00000000\nsecretsecretsecretsecretsecretsecret0000\n";
+    let other = "AKIAI44QH8DHBEXAMPLE\nsecretsecretsecretsecretsecretsecret0000\n";
     let out = world
         .rc(&["keys", "add", "work"])
         .stdin(other)
@@ -308,7 +308,7 @@ fn issue_14_keys_add_does_not_replace_a_key_unasked_and_says_what_it_added() {
         .keyring
         .lookup("rolecall", "source:work")
         .expect("kept");
-    assert_contains!(stored, "AKIAOTHERKEY00000000");
+    assert_contains!(stored, "AKIAI44QH8DHBEXAMPLE");
 }
 
 #[test]

@@ -403,7 +403,7 @@ fn unreadable_credentials_file_is_a_clear_error_and_is_left_alone() {
 /// `use --none` leave it alone and say why; `use --adopt` hands it back.
 #[test]
 fn issue_13_a_section_changed_by_aws_configure_is_never_overwritten_or_removed() {
-    const USER_KEY: &str = "AKIAUSERKEYEXAMPLE42";
+    const USER_KEY: &str = "AKIAI44QH8DHBEXAMPLE";
     const USER_SECRET: &str = "userSecret/K7MDENGbPxRfiCYEXAMPLEKEY42";
     let world = World::start();
     world.setup(crate::support::CONFIG);
@@ -493,16 +493,16 @@ fn issue_13_a_section_changed_by_aws_configure_is_never_overwritten_or_removed()
 fn issue_14_use_adopt_never_destroys_a_long_lived_key_in_default() {
     let world = World::start();
     world.setup(crate::support::CONFIG);
-    let user = "# mine\n[default]\naws_access_key_id = AKIAUSERKEYEXAMPLE42\n\
+    let user = "# mine\n[default]\naws_access_key_id = AKIAI44QH8DHBEXAMPLE\n\
                 aws_secret_access_key = userSecret/K7MDENGbPxRfiCYEXAMPLEKEY42\n";
     world.sandbox.write(world.sandbox.credentials_path(), user);
     let out = world
         .rc(&["use", "dev-admin", "--adopt", "--mfa-code", "123456"])
         .run()
         .code_is(1);
-    assert_contains!(out.stderr, "long-lived access key …LE42");
+    assert_contains!(out.stderr, "long-lived access key …MPLE");
     assert_contains!(out.stderr, "rolecall keys import default --scrub");
-    assert_not_contains!(out.stderr, "AKIAUSERKEYEXAMPLE42");
+    assert_not_contains!(out.stderr, "AKIAI44QH8DHBEXAMPLE");
     assert!(
         world.credentials().ends_with(user),
         "{}",

@@ -174,7 +174,7 @@ fn issue_14_keys_add_on_a_terminal_asks_before_replacing_a_key() {
         &["keys", "add", "bastion"],
         &[
             ("replace it? [y/N]", "y\n"),
-            ("AWS access key id:", "AKIAOTHERKEY00000000\n"),
+            ("AWS access key id:", "AKIAI44QH8DHBEXAMPLE\n"),
             (
                 "AWS secret access key:",
                 "secretsecretsecretsecretsecretsecret0000\n",
@@ -189,7 +189,7 @@ fn issue_14_keys_add_on_a_terminal_asks_before_replacing_a_key() {
         .keyring
         .lookup("rolecall", "source:bastion")
         .expect("stored");
-    assert_contains!(stored, "AKIAOTHERKEY00000000");
+    assert_contains!(stored, "AKIAI44QH8DHBEXAMPLE");
 }
 
 /// `credential_process`'s stderr goes to the AWS CLI: the note on a typo is shown on the
