@@ -4,6 +4,11 @@
 # serves `rolecall.exe status` over its named pipe, refuses a second daemon and stops cleanly
 # on Ctrl-C (SIGINT, which Wine turns into a console Ctrl-C event).
 # Needs: WINE, EXE (rolecall.exe), ROLECALL_VENV (moto and the AWS CLI), WINEPREFIX.
+#
+# Every Wine call writes into a file, never straight into a `$(...)` pipe: the first Wine
+# process of a prefix starts Wine's services (winedevice.exe), which inherit its stdout and
+# stderr and live as long as the wineserver, here as long as the daemon. Reading their pipe
+# would wait for an end of file that never comes (it hung CI for an hour once).
 set -euo pipefail
 
 work=$(mktemp -d)
@@ -17,8 +22,14 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; for f in "$work"/*.log; do echo "--- $f" >&2; cat "$f" >&2; done; exit 1; }
 pass() { echo "ok: $*"; }
 winpath() { printf 'Z:%s' "${1//\//\\}"; }
-# until CMD succeeds, for at most $1 tenths of a second
-retry() { local n=$1; shift; for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+# until CMD succeeds, for at most $1 tenths of a second of wall-clock time
+retry() {
+  local end=$(($(date +%s%N) / 100000000 + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    (($(date +%s%N) / 100000000 < end)) || return 1
+    sleep 0.1
+  done
+}
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$ROLECALL_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" > "$work/moto.log" 2>&1 &
@@ -41,7 +52,13 @@ ROLECALL_CONFIG=$(winpath "$work/config.toml")
 AWS_SHARED_CREDENTIALS_FILE=$(winpath "$work/credentials")
 export AWS_ENDPOINT_URL_STS="http://127.0.0.1:$port" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY
-rc() { "$WINE" "$EXE" "$@"; }
+# rolecall.exe ARGS..., bounded; prints what it wrote once it has exited
+rc() {
+  local s=0
+  timeout -k 5 60 "$WINE" "$EXE" "$@" > "$work/rc.out" 2>&1 < /dev/null || s=$?
+  cat "$work/rc.out"
+  return "$s"
+}
 
 out=$(rc refresh --all 2>&1) || fail "refresh: $out"
 grep -q '^dev  *renewed' <<<"$out" || fail "refresh said: $out"
@@ -53,7 +70,7 @@ arn=$(env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY AWS_SHARED_CREDENTIALS_F
 [[ $arn == *":assumed-role/Dev/"* ]] || fail "aws cli saw $arn"
 pass "the AWS CLI used what rolecall.exe wrote ($arn)"
 
-"$WINE" "$EXE" daemon > "$work/daemon.log" 2>&1 &
+"$WINE" "$EXE" daemon > "$work/daemon.log" 2>&1 < /dev/null &
 daemon_pid=$!
 # in-process, status marks renewals as only due ("no daemon runs"); the daemon's has its plan
 from_agent() { out=$(rc status 2>&1) && grep -q '^dev ' <<<"$out" && ! grep -q "no daemon runs" <<<"$out"; }
@@ -67,6 +84,8 @@ pass "a second daemon is refused"
 runtime="$WINEPREFIX/drive_c/users/$(id -un)/Temp/rolecall-$(id -un)"
 [ -f "$runtime/agent.pipe" ] || fail "no agent.pipe in $runtime"
 kill -INT "$daemon_pid"
+gone() { ! kill -0 "$daemon_pid"; }
+retry 300 gone || fail "the daemon did not stop within 30 s of Ctrl-C"
 wait "$daemon_pid" || true
 daemon_pid=""
 grep -q "rolecall daemon stopped" "$work/daemon.log" || fail "the daemon did not stop cleanly"

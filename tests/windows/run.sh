@@ -36,6 +36,6 @@ mkdir -p "$WINEPREFIX"
 echo "== rolecall.exe under $("$WINE" --version)"
 "$WINE" "$TARGET_DIR/$TARGET/debug/rolecall.exe" --version
 echo "== the engine's unit tests under Wine"
-"$WINE" "$exe" --test-threads 2
+timeout -k 10 1200 "$WINE" "$exe" --test-threads 2
 echo "== end to end under Wine"
-WINE="$WINE" EXE="$TARGET_DIR/$TARGET/debug/rolecall.exe" bash tests/windows/e2e.sh
+WINE="$WINE" EXE="$TARGET_DIR/$TARGET/debug/rolecall.exe" timeout -k 10 600 bash tests/windows/e2e.sh
