@@ -38,6 +38,7 @@ build: ## build the rolecall binary and the tray app, rolecall-app (debug)
 
 test: deps ## everything CI runs: format, lints, unit and integration tests
 	$(CARGO) fmt --all --check
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) build --workspace --bins --locked
 	$(CARGO) test --workspace --all-targets --locked
