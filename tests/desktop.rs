@@ -249,3 +249,47 @@ fn a_session_needing_a_code_is_notified_through_the_desktop_server() {
             .any(|(l, _)| l.ends_with("needs an MFA code"))
     });
 }
+
+/// Issue 12: the tray icon shows the overall state with a tooltip saying which and why; on
+/// Linux (libayatana-appindicator, no ToolTip property) that is the StatusNotifierItem's
+/// `Title` and `IconAccessibleDesc`, and the icon is named in the app's icon directory. Under
+/// Xvfb GTK's theme is the default, light one: the dark-glyph variant.
+#[test]
+fn the_tray_icon_and_tooltip_say_all_fresh_or_who_needs_a_code() {
+    let world = refreshed_world();
+    let xvfb = Xvfb::start(&world);
+    let app = App::start(&world, &xvfb);
+    let (title, icon) = app.wait_for_indicator("all fresh", |title, _| {
+        title == "Rolecall: all credentials fresh"
+    });
+    assert_eq!(icon, "rolecall-tray-fresh-light");
+    assert_eq!(app.indicator("IconAccessibleDesc"), title);
+    let dir = std::path::PathBuf::from(app.indicator("IconThemePath"));
+    let drawn = std::fs::read(dir.join(format!("{icon}.png"))).expect("the icon file");
+    let ours = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../icons/tray-fresh-light.png"),
+    )
+    .expect("icons/tray-fresh-light.png");
+    assert!(
+        drawn == ours,
+        "the icon drawn is not icons/tray-fresh-light.png"
+    );
+    drop(app);
+
+    // no refresh: every profile waits for a code
+    let world = World::start();
+    world.setup(crate::support::CONFIG);
+    let xvfb = Xvfb::start(&world);
+    let app = App::start(&world, &xvfb);
+    let (title, icon) = app.wait_for_indicator("needs an MFA code", |title, _| {
+        title.ends_with("need an MFA code")
+    });
+    assert_eq!(icon, "rolecall-tray-needs-mfa-light", "{title}");
+    assert!(title.starts_with("Rolecall: "), "{title}");
+    assert!(
+        ["dev-admin", "audit", "session"]
+            .iter()
+            .any(|name| title.starts_with(&format!("Rolecall: {name} and 2 more"))),
+        "{title} does not name who needs a code"
+    );
+}

@@ -11,8 +11,8 @@ use rolecall_core::config::{Config, Paths};
 use rolecall_core::events::Event;
 use rolecall_core::serve::client::{AgentClient, AgentEvent};
 use rolecall_core::serve::protocol::{Report, ReportKind};
-use rolecall_core::{EngineHandle, Host, ProfileStatus, State, Targets, host};
-use tokio::sync::{broadcast, mpsc};
+use rolecall_core::{EngineHandle, Host, LiveView, ProfileStatus, State, Targets, host};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::windows::MfaPrompt;
@@ -82,7 +82,37 @@ impl Backend {
             .context("the rolecall agent stopped; restart the app")
     }
 
-    /// Every profile's status.
+    /// The hosted engine's live view (`None` attached: the agent's events say when to ask
+    /// [`Backend::status`] again).
+    pub fn live(&self) -> Option<watch::Receiver<LiveView>> {
+        match self {
+            Backend::Hosted { engine, .. } => Some(engine.live()),
+            Backend::Attached { .. } => None,
+        }
+    }
+
+    /// Every profile's status as the tray shows it: hosted, the live view with the time left
+    /// as of now (no file or keychain read; [`Backend::status`] only until the scheduler has
+    /// first looked); attached, the agent's `status`.
+    pub async fn profiles(&self) -> anyhow::Result<Vec<ProfileStatus>> {
+        if let Backend::Hosted { engine, .. } = self {
+            let view = engine.live().borrow().clone();
+            if view.at.is_some() {
+                let now = std::time::SystemTime::now();
+                return Ok(view
+                    .profiles
+                    .into_iter()
+                    .map(|p| ProfileStatus {
+                        seconds_left: p.time_left(now).map(|d| d.as_secs()),
+                        ..p
+                    })
+                    .collect());
+            }
+        }
+        self.status().await
+    }
+
+    /// Every profile's status, read from the file and the keychain (or the agent's answer).
     pub async fn status(&self) -> anyhow::Result<Vec<ProfileStatus>> {
         match self {
             Backend::Hosted { engine, .. } => Ok(engine.status().await?),

@@ -69,6 +69,8 @@ fn main() -> ExitCode {
             commands::mfa::submit_mfa_code
         ])
         .setup(move |app| {
+            // the tray's icon variants, in the app's private runtime directory
+            let icons = paths.runtime_dir.join("tray-icons");
             let backend = Arc::new(tauri::async_runtime::block_on(Backend::start(paths))?);
             let (redraw, changes) = mpsc::channel(64);
             let state = AppState {
@@ -80,7 +82,20 @@ fn main() -> ExitCode {
                 stop: CancellationToken::new(),
                 hidden,
             };
-            let tray = Tray::build(app.handle(), on_action)?;
+            let tray = Tray::build(app.handle(), &icons, on_action)?;
+            #[cfg(target_os = "linux")]
+            {
+                // setup runs on the main thread, where GTK's settings live
+                tray.set_dark_panel(tray::panel_is_dark());
+                let app = app.handle().clone();
+                tray::on_theme_change(move || {
+                    let state = app.state::<AppState>();
+                    if let Some(tray) = state.tray.get() {
+                        tray.set_dark_panel(tray::panel_is_dark());
+                    }
+                    let _ = state.redraw.try_send(None);
+                });
+            }
             // set before the state is managed: nothing else can have set it
             let _ = state.tray.set(tray);
             let (tasks, stop) = (state.tasks.clone(), state.stop.clone());
@@ -120,15 +135,21 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Redraws the tray after every engine event (coalesced) and once a minute, notifies what
-/// needs the user, and opens the MFA popup when the engine asks for a code.
+/// Redraws the tray when the hosted engine's live view changes, after every engine event
+/// (coalesced) and, when nothing else changes, once a minute (the time left); notifies what
+/// needs the user, and opens the MFA popup when the engine asks for a code. Hosted, a redraw
+/// reads the live view (no file or keychain read); attached, the agent's `status`.
 async fn redraws(app: AppHandle, mut changes: mpsc::Receiver<Option<Event>>) {
     let state = app.state::<AppState>();
     // an engine that asked for a code before the app listened (an agent started earlier);
     // not at login, where the app opens no window by itself
     let mut first = !state.hidden;
+    let mut live = state.backend.live();
     loop {
-        match state.backend.status().await {
+        if let Some(view) = live.as_mut() {
+            view.mark_unchanged();
+        }
+        match state.backend.profiles().await {
             Ok(profiles) => {
                 if std::mem::take(&mut first)
                     && profiles
@@ -146,9 +167,22 @@ async fn redraws(app: AppHandle, mut changes: mpsc::Receiver<Option<Event>>) {
             }
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot read the profiles' status"),
         }
+        let view_changed = async {
+            match live.as_mut() {
+                Some(view) => view.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
         let first = tokio::select! {
             () = state.stop.cancelled() => return,
             () = tokio::time::sleep(REDRAW_EVERY) => continue,
+            open = view_changed => {
+                if !open {
+                    // the engine is gone (quitting): events and the minute go on
+                    live = None;
+                }
+                continue;
+            }
             c = changes.recv() => match c {
                 Some(c) => c,
                 None => return,

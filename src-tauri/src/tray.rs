@@ -1,10 +1,20 @@
 //! The tray icon and its menu: one check item per profile ("dev-admin — 47 min left", checked
 //! = active), then the app's actions. Menu ids are parsed into [`Action`] in one place. The
 //! menu is one object for the app's lifetime (on Linux a tray menu cannot be replaced, only
-//! edited): [`Tray::show`] edits it from a status list, and the icon shows the overall state.
+//! edited): [`Tray::show`] edits it from a status list, and the icon shows the overall state,
+//! in the variant for the panel's colour ([`Tray::set_dark_panel`]), with a tooltip saying which
+//! state and why ([`summary`]).
+//!
+//! On Linux the tray is a libayatana-appindicator StatusNotifierItem, which has no ToolTip
+//! property (tray-icon's `set_tooltip` does nothing there): the tooltip goes into its `Title`
+//! (what panels show on hover when there is no ToolTip) and its `IconAccessibleDesc`, and the
+//! icon is named (`IconName` `rolecall-tray-needs-mfa-light`, say) in an icon directory the app
+//! writes once (`IconThemePath`), instead of a new temporary file per change.
 
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 
 use rolecall_core::{ProfileStatus, State};
 use tauri::image::Image;
@@ -92,24 +102,144 @@ impl Overall {
             .unwrap_or(Overall::Fresh)
     }
 
-    fn tooltip(self) -> &'static str {
-        match self {
-            Overall::Error => "Rolecall: a profile needs attention",
-            Overall::NeedsMfa => "Rolecall: an MFA code is needed",
-            Overall::Expiring => "Rolecall: credentials expiring",
-            Overall::Fresh => "Rolecall: all credentials fresh",
-        }
+    /// The icon's name: `rolecall-tray-STATE-light` (a dark glyph, for light panels) or
+    /// `-dark` (a light glyph, for dark panels), as `icons/generate.sh` names them.
+    pub fn icon_name(self, dark_panel: bool) -> &'static str {
+        Self::ICONS
+            .iter()
+            .find(|(o, dark, _, _)| *o == self && *dark == dark_panel)
+            .map_or("rolecall-tray-fresh-dark", |(_, _, name, _)| name)
     }
 
-    /// The icon for a dark panel (light glyph). The light-panel variants are in icons/ too;
-    /// choosing by the panel's colour is left for later.
-    fn icon(self) -> &'static [u8] {
-        match self {
-            Overall::Error => include_bytes!("../../icons/tray-error-dark.png"),
-            Overall::NeedsMfa => include_bytes!("../../icons/tray-needs-mfa-dark.png"),
-            Overall::Expiring => include_bytes!("../../icons/tray-expiring-dark.png"),
-            Overall::Fresh => include_bytes!("../../icons/tray-fresh-dark.png"),
+    fn icon(self, dark_panel: bool) -> &'static [u8] {
+        Self::ICONS
+            .iter()
+            .find(|(o, dark, _, _)| *o == self && *dark == dark_panel)
+            .map_or(&[][..], |(_, _, _, bytes)| bytes)
+    }
+
+    /// Every variant: (state, for a dark panel, name, PNG).
+    const ICONS: &[(Overall, bool, &'static str, &'static [u8])] = &[
+        (
+            Overall::Error,
+            false,
+            "rolecall-tray-error-light",
+            include_bytes!("../../icons/tray-error-light.png"),
+        ),
+        (
+            Overall::Error,
+            true,
+            "rolecall-tray-error-dark",
+            include_bytes!("../../icons/tray-error-dark.png"),
+        ),
+        (
+            Overall::NeedsMfa,
+            false,
+            "rolecall-tray-needs-mfa-light",
+            include_bytes!("../../icons/tray-needs-mfa-light.png"),
+        ),
+        (
+            Overall::NeedsMfa,
+            true,
+            "rolecall-tray-needs-mfa-dark",
+            include_bytes!("../../icons/tray-needs-mfa-dark.png"),
+        ),
+        (
+            Overall::Expiring,
+            false,
+            "rolecall-tray-expiring-light",
+            include_bytes!("../../icons/tray-expiring-light.png"),
+        ),
+        (
+            Overall::Expiring,
+            true,
+            "rolecall-tray-expiring-dark",
+            include_bytes!("../../icons/tray-expiring-dark.png"),
+        ),
+        (
+            Overall::Fresh,
+            false,
+            "rolecall-tray-fresh-light",
+            include_bytes!("../../icons/tray-fresh-light.png"),
+        ),
+        (
+            Overall::Fresh,
+            true,
+            "rolecall-tray-fresh-dark",
+            include_bytes!("../../icons/tray-fresh-dark.png"),
+        ),
+    ];
+}
+
+/// The overall state and the tooltip saying which and why: "Rolecall: dev needs an MFA code".
+/// `now` is for the time left of an expiring profile.
+pub fn summary(profiles: &[ProfileStatus], now: SystemTime) -> (Overall, String) {
+    let overall = Overall::of(profiles);
+    let names = |pick: &dyn Fn(&ProfileStatus) -> bool| -> (String, usize) {
+        let picked: Vec<&str> = profiles
+            .iter()
+            .filter(|p| pick(p))
+            .map(|p| p.profile.as_str())
+            .collect();
+        let shown = match picked.as_slice() {
+            [] => String::new(),
+            [one] => (*one).to_string(),
+            [a, b] => format!("{a} and {b}"),
+            [a, rest @ ..] => format!("{a} and {} more", rest.len()),
+        };
+        (shown, picked.len())
+    };
+    let text = match overall {
+        Overall::Error => {
+            let (who, n) = names(&|p| p.state == State::Error);
+            let why = profiles
+                .iter()
+                .find(|p| p.state == State::Error)
+                .and_then(|p| p.message.as_deref())
+                .filter(|_| n == 1)
+                .map(|m| format!(": {}", shorten(m, 120)))
+                .unwrap_or_default();
+            format!("Rolecall: {who} could not be renewed{why}")
         }
+        Overall::NeedsMfa => {
+            let (who, n) = names(&|p| p.state == State::NeedsMfa);
+            let verb = if n == 1 { "needs" } else { "need" };
+            format!("Rolecall: {who} {verb} an MFA code")
+        }
+        Overall::Expiring => {
+            let expired = names(&|p| p.state == State::Expired);
+            let expiring = names(&|p| p.state == State::Expiring);
+            let missing = names(&|p| p.state == State::Missing);
+            if expired.1 > 0 {
+                let verb = if expired.1 == 1 { "has" } else { "have" };
+                format!("Rolecall: {} {verb} expired", expired.0)
+            } else if expiring.1 > 0 {
+                let soonest = profiles
+                    .iter()
+                    .filter(|p| p.state == State::Expiring)
+                    .filter_map(|p| p.time_left(now))
+                    .min();
+                match soonest {
+                    Some(d) if expiring.1 == 1 => {
+                        format!("Rolecall: {} expires in {}", expiring.0, left(d))
+                    }
+                    _ => format!("Rolecall: {} expiring soon", expiring.0),
+                }
+            } else {
+                format!("Rolecall: {} not started yet", missing.0)
+            }
+        }
+        Overall::Fresh if profiles.is_empty() => "Rolecall: no profiles yet".to_string(),
+        Overall::Fresh => "Rolecall: all credentials fresh".to_string(),
+    };
+    (overall, text)
+}
+
+/// `text` cut to at most `max` characters (an ellipsis marks the cut).
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
     }
 }
 
@@ -141,6 +271,12 @@ fn left(d: Duration) -> String {
 /// The tray icon, its menu and the profile items in it.
 pub struct Tray {
     icon: TrayIcon,
+    /// Where the icon variants were written (the indicator's `IconThemePath`).
+    icons: PathBuf,
+    /// Whether the panel is dark (the light-glyph variants).
+    dark_panel: AtomicBool,
+    /// What the icon shows: (name, tooltip); set again only when it changes.
+    shown: Mutex<Option<(&'static str, String)>>,
     menu: Menu<Wry>,
     /// The profile items at the top of the menu, in order.
     profiles: Mutex<Vec<(String, CheckMenuItem<Wry>)>>,
@@ -151,11 +287,17 @@ pub struct Tray {
 }
 
 impl Tray {
-    /// Builds the tray with its fixed items; `on_action` gets every click.
+    /// Builds the tray with its fixed items; `on_action` gets every click. The icon variants
+    /// are written into `icons` (a private directory of the app's).
     pub fn build(
         app: &AppHandle,
+        icons: &Path,
         on_action: impl Fn(&AppHandle, Action) + Send + Sync + 'static,
     ) -> tauri::Result<Tray> {
+        std::fs::create_dir_all(icons)?;
+        for (_, _, name, bytes) in Overall::ICONS {
+            std::fs::write(icons.join(format!("{name}.png")), bytes)?;
+        }
         let menu = Menu::new(app)?;
         let empty = MenuItem::with_id(app, "none", "No profiles yet", false, None::<&str>)?;
         menu.append(&empty)?;
@@ -179,8 +321,7 @@ impl Tray {
             }
         }
         let icon = TrayIconBuilder::with_id(TRAY_ID)
-            .icon(Image::from_bytes(Overall::Fresh.icon())?)
-            .tooltip(Overall::Fresh.tooltip())
+            .icon(Image::from_bytes(Overall::Fresh.icon(true))?)
             .menu(&menu)
             .on_menu_event(move |app, event| match Action::parse(event.id().as_ref()) {
                 Some(action) => on_action(app, action),
@@ -189,6 +330,9 @@ impl Tray {
             .build(app)?;
         Ok(Tray {
             icon,
+            icons: icons.to_path_buf(),
+            dark_panel: AtomicBool::new(true),
+            shown: Mutex::new(None),
             menu,
             profiles: Mutex::new(Vec::new()),
             empty,
@@ -238,11 +382,94 @@ impl Tray {
             }
             item.set_checked(p.active)?;
         }
-        let overall = Overall::of(profiles);
-        self.icon
-            .set_icon(Some(Image::from_bytes(overall.icon())?))?;
-        self.icon.set_tooltip(Some(overall.tooltip()))?;
+        drop(items);
+        let (overall, tooltip) = summary(profiles, SystemTime::now());
+        let dark = self.dark_panel.load(Ordering::Relaxed);
+        let name = overall.icon_name(dark);
+        let mut shown = match self.shown.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if shown
+            .as_ref()
+            .is_some_and(|(n, t)| *n == name && *t == tooltip)
+        {
+            return Ok(());
+        }
+        self.set_icon(overall, dark, name, &tooltip)?;
+        *shown = Some((name, tooltip));
         Ok(())
+    }
+
+    /// Chooses the variants for a dark panel (light glyph) or a light one; shown at the next
+    /// [`Tray::show`].
+    pub fn set_dark_panel(&self, dark: bool) {
+        self.dark_panel.store(dark, Ordering::Relaxed);
+    }
+
+    #[cfg(target_os = "linux")]
+    fn set_icon(
+        &self,
+        _: Overall,
+        _: bool,
+        name: &'static str,
+        tooltip: &str,
+    ) -> tauri::Result<()> {
+        let dir = self.icons.to_string_lossy().into_owned();
+        let tooltip = tooltip.to_string();
+        self.icon.with_inner_tray_icon(move |inner| {
+            // tray-icon has no safe way to set these on Linux (its set_tooltip does nothing
+            // there); its AppIndicator is a plain pointer to the GObject without a Drop, so a
+            // copy drives the same indicator, and dropping the copy frees nothing
+            #[allow(unsafe_code)]
+            // SAFETY: the pointer is into `inner`, which is alive for this call, made on the
+            // main thread (with_inner_tray_icon), where the indicator is used
+            let mut indicator = unsafe { std::ptr::read(inner.app_indicator()) };
+            indicator.set_icon_theme_path(&dir);
+            indicator.set_icon_full(name, &tooltip);
+            indicator.set_title(&tooltip);
+        })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn set_icon(
+        &self,
+        overall: Overall,
+        dark: bool,
+        _: &'static str,
+        tooltip: &str,
+    ) -> tauri::Result<()> {
+        let _ = &self.icons;
+        self.icon
+            .set_icon(Some(Image::from_bytes(overall.icon(dark))?))?;
+        self.icon.set_tooltip(Some(tooltip))
+    }
+}
+
+/// Whether the desktop's panel is dark, as GTK (the toolkit the tray and its menu use on Linux)
+/// tells it: `gtk-application-prefer-dark-theme`, or a theme named dark ("Adwaita-dark",
+/// "Breeze-Dark", "Yaru-dark"), the same rule as Tauri's own window theme on Linux. Called on
+/// the main thread.
+#[cfg(target_os = "linux")]
+pub fn panel_is_dark() -> bool {
+    use gtk::prelude::*;
+    let Some(settings) = gtk::Settings::default() else {
+        return true;
+    };
+    settings.is_gtk_application_prefer_dark_theme()
+        || settings
+            .gtk_theme_name()
+            .is_some_and(|n| n.to_lowercase().contains("dark"))
+}
+
+/// Calls `changed` (on the main thread) whenever GTK's theme settings change.
+#[cfg(target_os = "linux")]
+pub fn on_theme_change(changed: impl Fn() + Clone + 'static) {
+    use gtk::prelude::*;
+    if let Some(settings) = gtk::Settings::default() {
+        let c = changed.clone();
+        settings.connect_gtk_theme_name_notify(move |_| c());
+        settings.connect_gtk_application_prefer_dark_theme_notify(move |_| changed());
     }
 }
 
@@ -293,6 +520,79 @@ mod tests {
             "p — needs an MFA code"
         );
         assert_eq!(label(&status("p", State::Missing, None)), "p — not started");
+    }
+
+    #[test]
+    fn the_tooltip_says_which_state_and_why() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let tip = |profiles: &[ProfileStatus]| summary(profiles, now);
+        let fresh = status("prod", State::Fresh, Some(3000));
+        assert_eq!(
+            tip(&[]),
+            (Overall::Fresh, "Rolecall: no profiles yet".to_string())
+        );
+        assert_eq!(
+            tip(std::slice::from_ref(&fresh)),
+            (Overall::Fresh, "Rolecall: all credentials fresh".into())
+        );
+        let mfa = |n: &str| status(n, State::NeedsMfa, None);
+        assert_eq!(
+            tip(&[fresh.clone(), mfa("dev")]),
+            (Overall::NeedsMfa, "Rolecall: dev needs an MFA code".into())
+        );
+        assert_eq!(
+            tip(&[mfa("dev"), mfa("audit"), mfa("ops")]).1,
+            "Rolecall: dev and 2 more need an MFA code"
+        );
+        let mut broken = status("ci", State::Error, None);
+        broken.message = Some("profile ci: access denied".into());
+        assert_eq!(
+            tip(&[mfa("dev"), broken, fresh.clone()]),
+            (
+                Overall::Error,
+                "Rolecall: ci could not be renewed: profile ci: access denied".into()
+            )
+        );
+        let mut expiring = status("dev", State::Expiring, None);
+        expiring.expiration = Some(now + Duration::from_secs(4 * 60 + 30));
+        assert_eq!(
+            tip(&[fresh, expiring]),
+            (Overall::Expiring, "Rolecall: dev expires in 4 min".into())
+        );
+        assert_eq!(
+            tip(&[
+                status("a", State::Expired, None),
+                status("b", State::Expired, None)
+            ])
+            .1,
+            "Rolecall: a and b have expired"
+        );
+        let long = "x".repeat(500);
+        assert_eq!(shorten(&long, 120).chars().count(), 121);
+    }
+
+    #[test]
+    fn every_state_has_a_light_and_a_dark_icon() {
+        for o in [
+            Overall::Error,
+            Overall::NeedsMfa,
+            Overall::Expiring,
+            Overall::Fresh,
+        ] {
+            let (light, dark) = (o.icon_name(false), o.icon_name(true));
+            assert!(
+                light.ends_with("-light") && dark.ends_with("-dark"),
+                "{o:?}"
+            );
+            assert_ne!(o.icon(false), o.icon(true));
+            for bytes in [o.icon(false), o.icon(true)] {
+                assert!(bytes.starts_with(b"\x89PNG"), "{o:?}");
+            }
+        }
+        assert_eq!(
+            Overall::NeedsMfa.icon_name(false),
+            "rolecall-tray-needs-mfa-light"
+        );
     }
 
     #[test]

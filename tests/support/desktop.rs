@@ -18,6 +18,8 @@ use super::world::World;
 
 /// Where the app's tray menu is (its tray id is `rolecall`).
 pub const MENU_PATH: &str = "/org/ayatana/NotificationItem/tray_icon_tray_app_rolecall/Menu";
+/// The app's StatusNotifierItem (libayatana-appindicator's object).
+pub const ITEM_PATH: &str = "/org/ayatana/NotificationItem/tray_icon_tray_app_rolecall";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An Xvfb server on a free display; killed by PID on Drop.
@@ -277,6 +279,48 @@ impl App {
             want(&last).then(|| last.clone())
         });
         got.unwrap_or_else(|| panic!("menu never showed {what}; last:\n{last:#?}\n{}", self.log()))
+    }
+
+    /// The StatusNotifierItem's string property `name` (`Title`, `IconName`,
+    /// `IconThemePath`, `IconAccessibleDesc`…).
+    pub fn indicator(&self, name: &str) -> String {
+        let out = self
+            .gdbus(&[
+                "--dest",
+                &self.name,
+                "--object-path",
+                ITEM_PATH,
+                "--method",
+                "org.freedesktop.DBus.Properties.Get",
+                "org.kde.StatusNotifierItem",
+                name,
+            ])
+            .success();
+        // (<'text'>,)
+        let text = out.stdout.trim();
+        text.strip_prefix("(<'")
+            .and_then(|t| t.strip_suffix("'>,)"))
+            .unwrap_or(text)
+            .to_owned()
+    }
+
+    /// Waits until the indicator's `Title` (the tooltip) and `IconName` satisfy `want`.
+    pub fn wait_for_indicator(
+        &self,
+        what: &str,
+        want: impl Fn(&str, &str) -> bool,
+    ) -> (String, String) {
+        let mut last = (String::new(), String::new());
+        let got = wait_until(Duration::from_secs(20), || {
+            last = (self.indicator("Title"), self.indicator("IconName"));
+            want(&last.0, &last.1).then(|| last.clone())
+        });
+        got.unwrap_or_else(|| {
+            panic!(
+                "the tray icon never showed {what}; last {last:?}\n{}",
+                self.log()
+            )
+        })
     }
 
     /// Clicks the item labelled starting with `prefix`.

@@ -66,7 +66,11 @@ pub enum Event {
         /// The profile.
         profile: String,
     },
-    /// The scheduler moved a profile into or out of a retry, error or needs-MFA state.
+    /// A profile's state, as `status` and the live view ([`crate::LiveView`]) show it, changed:
+    /// by an outcome (error, needs MFA, fresh again), a change of the credentials file, or the
+    /// clock (it entered its expiring window, `expiry − refresh_before`, or expired: the
+    /// scheduler wakes for that). Sent by the scheduler, once per change; the first state it
+    /// sees of a profile is not a change.
     StateChanged {
         /// The profile.
         profile: String,

@@ -34,3 +34,4 @@ pub use engine::{
 };
 pub use error::Error;
 pub use host::Host;
+pub use status::LiveView;

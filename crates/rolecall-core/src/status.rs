@@ -39,7 +39,7 @@ impl std::fmt::Display for State {
 }
 
 /// One profile's status.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProfileStatus {
     /// The profile.
     pub profile: String,
@@ -68,6 +68,50 @@ pub struct ProfileStatus {
     /// `refresh_before` (see [`renew_before`]); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renews_before: Option<u64>,
+}
+
+impl ProfileStatus {
+    /// The time left at `now` before its credentials in the file expire (`None`: no expiry
+    /// known; zero once expired).
+    pub fn time_left(&self, now: SystemTime) -> Option<Duration> {
+        self.expiration
+            .map(|e| e.duration_since(now).unwrap_or_default())
+    }
+
+    /// Whether it waits for an MFA code.
+    pub fn needs_mfa(&self) -> bool {
+        self.state == State::NeedsMfa
+    }
+}
+
+/// The live view: every profile's status as the engine last knew it, kept up to date by the
+/// scheduler running over it (on every renewal, failure, file change, reload, `use`, `clear`,
+/// and when a profile crosses into its expiring window or expires), without reading the
+/// keychain. Got from [`crate::EngineHandle::live`], a `tokio::sync::watch` receiver, so a
+/// shell follows it without polling the file or the keychain. A receiver is only told of a
+/// change in something other than the seconds left (a shell redraws the time left from
+/// [`ProfileStatus::time_left`] at its own pace).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveView {
+    /// When it was made (on the engine's wall clock); `None` while no scheduler runs over the
+    /// engine (then it is empty: ask [`crate::EngineHandle::status`]).
+    pub at: Option<SystemTime>,
+    /// Every configured profile, in the config's order (upstreams first).
+    pub profiles: Vec<ProfileStatus>,
+}
+
+impl LiveView {
+    /// Whether `other` shows the same, leaving aside when it was made and the seconds left.
+    pub fn same_as(&self, other: &LiveView) -> bool {
+        self.at.is_some() == other.at.is_some()
+            && self.profiles.len() == other.profiles.len()
+            && self.profiles.iter().zip(&other.profiles).all(|(a, b)| {
+                ProfileStatus {
+                    seconds_left: b.seconds_left,
+                    ..a.clone()
+                } == *b
+            })
+    }
 }
 
 /// The state of a profile whose managed section is `section` (`None`: there is none; `Some(None)`:

@@ -98,6 +98,8 @@ impl EngineHandle {
         self.emit(Event::ActiveChanged {
             profile: profile.map(str::to_string),
         });
+        // a running scheduler shows the new active profile in its live view
+        self.wake();
         Ok(expiration)
     }
 
@@ -158,6 +160,8 @@ impl EngineHandle {
         self.emit(Event::Cleared {
             profiles: names.clone(),
         });
+        // missing sections are due, and the live view changed
+        self.wake();
         if let Some(name) = refused {
             return Err(Error::Credfile(credfile::Error::Changed {
                 name,

@@ -1,8 +1,10 @@
 //! What the engine shares with a scheduler that runs over it, without knowing the scheduler
 //! (which sits above the engine and is the only one to write here):
 //!
-//! - the live view it publishes (state overrides, last errors, next renewals), which `status`
-//!   adds to what the file says;
+//! - what it knows beyond the file (state overrides, last errors, next renewals), which
+//!   `status` adds to what the file says;
+//! - the live view ([`LiveView`]) it keeps up to date, which shells follow through
+//!   [`EngineHandle::live`];
 //! - the wake-up it sleeps on ([`EngineHandle::wake`], [`EngineHandle::resumed`]);
 //! - the sources whose session was started in this process since it last looked (their
 //!   profiles waiting for a code go on);
@@ -19,13 +21,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::{EngineHandle, Outcome, RefreshOptions, Targets, check_mfa_code};
 use crate::config::{Config, Upstream};
 use crate::error::Error;
 use crate::events::Event;
-use crate::status::Live;
+use crate::status::{Live, LiveView};
 
 /// An MFA code for a running scheduler, with where to send the outcomes.
 pub(crate) struct MfaRequest {
@@ -69,6 +71,7 @@ impl Episodes {
 #[derive(Default)]
 pub(crate) struct Board {
     live: Mutex<BTreeMap<String, Live>>,
+    view: watch::Sender<LiveView>,
     episodes: Episodes,
     started: Mutex<BTreeSet<String>>,
     reloads: AtomicU64,
@@ -99,6 +102,16 @@ impl Board {
     /// The scheduler's view replaces the previous one.
     pub(crate) fn publish_live(&self, live: BTreeMap<String, Live>) {
         *lock(&self.live) = live;
+    }
+
+    /// The scheduler's live view replaces the previous one; receivers are told only when it
+    /// shows something new (not for the seconds left alone).
+    pub(crate) fn publish_view(&self, view: LiveView) {
+        self.view.send_if_modified(|old| {
+            let news = !old.same_as(&view);
+            *old = view;
+            news
+        });
     }
 
     /// The sources whose session started since the last call.
@@ -135,6 +148,7 @@ impl Board {
     pub(crate) fn stop(&self) {
         *lock(&self.mailbox) = None;
         lock(&self.live).clear();
+        self.publish_view(LiveView::default());
         self.running.store(false, Ordering::SeqCst);
     }
 
@@ -230,6 +244,14 @@ impl EngineHandle {
         self.wake();
     }
 
+    /// The live view of every profile (see [`LiveView`]): a `watch` receiver a shell awaits
+    /// (`changed()`) instead of polling `status`. Kept by the scheduler running over this
+    /// engine ([`crate::scheduler::run`], which [`crate::host::start`] starts); empty, with
+    /// `at: None`, while none runs.
+    pub fn live(&self) -> watch::Receiver<LiveView> {
+        self.inner.board.view.subscribe()
+    }
+
     /// What a running scheduler shares with the engine.
     pub(crate) fn board(&self) -> &Board {
         &self.inner.board
@@ -239,6 +261,47 @@ impl EngineHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_live_view_tells_its_receivers_of_news_only() {
+        use crate::status::{LiveView, ProfileStatus, State};
+        use std::time::{Duration, UNIX_EPOCH};
+        let board = Board::default();
+        let mut rx = board.view.subscribe();
+        let row = |state, left| ProfileStatus {
+            profile: "p".into(),
+            source: "s".into(),
+            upstream: "s".into(),
+            role_arn: None,
+            active: false,
+            expiration: Some(UNIX_EPOCH + Duration::from_secs(5000)),
+            seconds_left: Some(left),
+            state,
+            message: None,
+            next_renewal: None,
+            renews_before: None,
+        };
+        let view = |at: u64, state, left| LiveView {
+            at: Some(UNIX_EPOCH + Duration::from_secs(at)),
+            profiles: vec![row(state, left)],
+        };
+        board.publish_view(view(1000, State::Fresh, 4000));
+        assert!(rx.has_changed().unwrap(), "the first view is news");
+        rx.mark_unchanged();
+        board.publish_view(view(1060, State::Fresh, 3940));
+        assert!(!rx.has_changed().unwrap(), "only the time left moved");
+        assert_eq!(
+            rx.borrow().profiles[0].seconds_left,
+            Some(3940),
+            "kept anyway"
+        );
+        board.publish_view(view(4500, State::Expiring, 500));
+        assert!(rx.has_changed().unwrap());
+        rx.mark_unchanged();
+        board.stop();
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(*rx.borrow(), LiveView::default(), "no scheduler, no view");
+    }
 
     #[test]
     fn mfa_required_is_sent_once_per_episode() {

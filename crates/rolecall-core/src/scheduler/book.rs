@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::engine::Outcome;
 use crate::error::Error;
 use crate::events::Event;
-use crate::status::{Live, State, profile_renew_before, state_of};
+use crate::status::{Live, LiveView, ProfileStatus, State, profile_renew_before, state_of};
 
 fn in_file(expiration: Option<SystemTime>) -> InFile {
     expiration.map_or(InFile::NoExpiry, |e| InFile::Expires(whole_secs(e)))
@@ -62,6 +62,9 @@ pub(super) struct Slot {
     pub(super) expired: Option<SystemTime>,
     /// When it was last tried, on the monotonic clock (the busy-loop guard).
     pub(super) last_attempt: Option<Instant>,
+    /// The state last shown (in the live view, and by `StateChanged`): a change of it, by an
+    /// outcome, the file or the clock, is announced once.
+    pub(super) shown: Option<State>,
 }
 
 impl Default for Slot {
@@ -76,6 +79,7 @@ impl Default for Slot {
             warned: None,
             expired: None,
             last_attempt: None,
+            shown: None,
         }
     }
 }
@@ -121,7 +125,8 @@ impl Slot {
         })
     }
 
-    /// The state `rolecall status` shows for it.
+    /// The state `rolecall status` shows for it: an error or a wait for a code, else what the
+    /// file says at `now` (a retry shows in the message, not the state).
     fn state(&self, now: SystemTime, refresh_before: Duration) -> State {
         match self.phase {
             Phase::Parked => return State::Error,
@@ -133,12 +138,23 @@ impl Slot {
             Some(InFile::NoExpiry) => Some(None),
             Some(InFile::Expires(e)) => Some(Some(e)),
         };
-        let from_file = state_of(section, now, refresh_before);
-        if self.phase == Phase::Retrying && from_file == State::Fresh {
-            State::Expiring
-        } else {
-            from_file
+        state_of(section, now, refresh_before)
+    }
+
+    /// When its state changes by the clock alone: it enters its expiring window
+    /// (`expiry − renew_before`), or expires. `None`: not by the clock (an error or a wait for
+    /// a code shows as such whatever the time, and a section without expiry stays fresh).
+    fn next_crossing(&self, now: SystemTime, refresh_before: Duration) -> Option<SystemTime> {
+        if !matches!(self.phase, Phase::Scheduled | Phase::Retrying) {
+            return None;
         }
+        let Some(InFile::Expires(e)) = self.file else {
+            return None;
+        };
+        [e.checked_sub(refresh_before), Some(e)]
+            .into_iter()
+            .flatten()
+            .find(|t| *t > now)
     }
 }
 
@@ -212,15 +228,33 @@ impl Book {
             if slot.file == Some(seen) {
                 continue;
             }
-            let (known, was) = (slot.file.is_some(), slot.phase);
             let rb = profile_renew_before(config, name);
             slot.file = Some(seen);
             slot.reschedule(rb, &mut self.rng, now);
-            if known && was != Phase::Scheduled {
-                events.push(Event::StateChanged {
-                    profile: name.clone(),
-                    state: slot.state(now, rb),
-                });
+        }
+        events.extend(self.state_events(config, now));
+        events
+    }
+
+    /// `StateChanged` for every profile whose state (as `status` and the live view show it)
+    /// differs from the one last shown: by an outcome, a change of the file, or the clock (it
+    /// entered its expiring window, or expired). The first state seen of a profile is not a
+    /// change.
+    pub(super) fn state_events(&mut self, config: &Config, now: SystemTime) -> Vec<Event> {
+        let mut events = Vec::new();
+        for (name, slot) in &mut self.slots {
+            if slot.file.is_none() {
+                continue;
+            }
+            let state = slot.state(now, profile_renew_before(config, name));
+            if slot.shown != Some(state) {
+                if slot.shown.is_some() {
+                    events.push(Event::StateChanged {
+                        profile: name.clone(),
+                        state,
+                    });
+                }
+                slot.shown = Some(state);
             }
         }
         events
@@ -259,7 +293,11 @@ impl Book {
         let notify_before = config.settings.notify_before;
         let mut best: Option<Duration> = None;
         let mut consider = |d: Duration| best = Some(best.map_or(d, |b| b.min(d)));
-        for slot in self.slots.values() {
+        for (name, slot) in &self.slots {
+            // a state the clock changes is shown (and announced) when it does
+            if let Some(t) = slot.next_crossing(now, profile_renew_before(config, name)) {
+                consider(t.duration_since(now).unwrap_or_default());
+            }
             if matches!(slot.phase, Phase::Scheduled | Phase::Retrying)
                 && let Some(t) = slot.next
             {
@@ -321,13 +359,11 @@ impl Book {
                 Outcome::Failed(e) => Some((n.as_str(), self.classify(e, &by_name, 0), false)),
             })
             .collect();
-        let mut events = Vec::new();
         for (name, verdict, renewed) in verdicts {
             let Some(slot) = self.slots.get_mut(name) else {
                 continue;
             };
             let rb = profile_renew_before(config, name);
-            let was = slot.phase;
             match verdict {
                 Verdict::Fresh(expiration) => {
                     let attempts = slot.attempts;
@@ -367,15 +403,9 @@ impl Book {
                     slot.message = Some(m);
                 }
             }
-            if slot.phase != was {
-                events.push(Event::StateChanged {
-                    profile: name.to_string(),
-                    state: slot.state(now, rb),
-                });
-            }
         }
         self.generation += 1;
-        events
+        self.state_events(config, now)
     }
 
     /// A whole pass failed before any profile could be tried (the file could not be read or
@@ -393,10 +423,9 @@ impl Book {
     ) -> Vec<Event> {
         let message = error.to_string();
         let refused = refused_by_file(error);
-        let mut events = Vec::new();
         for n in names {
             if let Some(slot) = self.slots.get_mut(n) {
-                let (was, attempts) = (slot.phase, slot.attempts);
+                let attempts = slot.attempts;
                 if refused {
                     slot.phase = Phase::Parked;
                     slot.attempts = attempts.saturating_add(1);
@@ -409,16 +438,10 @@ impl Book {
                 } else {
                     retry(slot, message.clone(), attempts, &mut self.rng, now);
                 }
-                if slot.phase != was {
-                    events.push(Event::StateChanged {
-                        profile: n.clone(),
-                        state: slot.state(now, profile_renew_before(config, n)),
-                    });
-                }
             }
         }
         self.generation += 1;
-        events
+        self.state_events(config, now)
     }
 
     fn classify(&self, e: &Error, outcomes: &BTreeMap<&str, &Outcome>, depth: usize) -> Verdict {
@@ -571,6 +594,47 @@ impl Book {
                 Phase::Parked | Phase::NeedsMfa => None,
             },
         })
+    }
+
+    /// The live view at `now`: every configured profile as `status` would show it, from the
+    /// file as last read and what the book knows (no keychain read). A profile not seen in the
+    /// file yet shows as missing.
+    pub(super) fn view(&self, config: &Config, now: SystemTime) -> LiveView {
+        let profiles = config
+            .ordered_profiles()
+            .into_iter()
+            .filter_map(|name| {
+                let p = config.profiles.get(name)?;
+                let slot = self.slots.get(name);
+                let rb = profile_renew_before(config, name);
+                let expiration = match slot.and_then(|s| s.file) {
+                    Some(InFile::Expires(e)) => Some(e),
+                    _ => None,
+                };
+                let live = self.live(name);
+                Some(ProfileStatus {
+                    profile: name.to_string(),
+                    source: config.root_source(name).unwrap_or_default().to_string(),
+                    upstream: config
+                        .upstream(name)
+                        .map(|u| u.to_string())
+                        .unwrap_or_default(),
+                    role_arn: p.role_arn.clone(),
+                    active: config.settings.active.as_deref() == Some(name),
+                    expiration,
+                    seconds_left: expiration
+                        .map(|e| e.duration_since(now).unwrap_or_default().as_secs()),
+                    state: slot.map_or(State::Missing, |s| s.state(now, rb)),
+                    message: live.as_ref().and_then(|l| l.message.clone()),
+                    next_renewal: live.and_then(|l| l.next_renewal),
+                    renews_before: (rb < config.settings.refresh_before).then_some(rb.as_secs()),
+                })
+            })
+            .collect();
+        LiveView {
+            at: Some(now),
+            profiles,
+        }
     }
 
     /// What the engine shows of every profile (see [`Live`]).

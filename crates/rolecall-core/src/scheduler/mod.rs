@@ -55,7 +55,7 @@ use crate::engine::board::{self, MfaRequest};
 use crate::engine::{Engine, EngineHandle, Outcome, RefreshOptions, Targets};
 use crate::error::Error;
 use crate::events::Event;
-use crate::status::Live;
+use crate::status::{Live, LiveView};
 
 mod book;
 #[cfg(target_os = "linux")]
@@ -96,8 +96,8 @@ pub(crate) trait Backend: Send + Sync {
     fn wall_now(&self) -> SystemTime;
     /// Sends an event.
     fn publish(&self, event: Event);
-    /// Shows what the scheduler knows of every profile (for `status`).
-    fn publish_live(&self, live: BTreeMap<String, Live>);
+    /// Shows what the scheduler knows of every profile (for `status`), and the live view.
+    fn publish_live(&self, live: BTreeMap<String, Live>, view: LiveView);
     /// The sources whose session started since the last call.
     fn take_started(&self) -> std::collections::BTreeSet<String>;
     /// How many times the config was reloaded.
@@ -133,8 +133,9 @@ impl Backend for EngineHandle {
         self.emit(event);
     }
 
-    fn publish_live(&self, live: BTreeMap<String, Live>) {
+    fn publish_live(&self, live: BTreeMap<String, Live>, view: LiveView) {
         self.board().publish_live(live);
+        self.board().publish_view(view);
     }
 
     fn take_started(&self) -> std::collections::BTreeSet<String> {
@@ -258,7 +259,7 @@ pub(crate) async fn drive<B: Backend>(
             };
             let due = book.due(&config, now, mono);
             book.mark_tried(&due, mono);
-            b.publish_live(book.live_all());
+            b.publish_live(book.live_all(), book.view(&config, now));
             (due, events)
         };
         publish_all(b, events);
@@ -287,7 +288,7 @@ pub(crate) async fn drive<B: Backend>(
                         book.fail_all(&config, &due, e, stamp, now)
                     }
                 };
-                b.publish_live(book.live_all());
+                b.publish_live(book.live_all(), book.view(&config, now));
                 events
             };
             publish_all(b, events);
@@ -295,7 +296,10 @@ pub(crate) async fn drive<B: Backend>(
         }
         let (events, wake) = {
             let mut book = shared.book();
-            let events = book.expiry_events(&config, now);
+            let mut events = book.expiry_events(&config, now);
+            // the clock may have moved a profile into its expiring window, or past its expiry
+            events.extend(book.state_events(&config, now));
+            b.publish_live(book.live_all(), book.view(&config, now));
             let mut wake = book.next_wake(&config, now, mono);
             if read_failures > 0 {
                 let again = backoff_ceiling(read_failures);
@@ -374,7 +378,7 @@ async fn supply<B: Backend>(
         let mut book = shared.book();
         book.sync_config(config);
         let events = book.apply(config, &all, now);
-        b.publish_live(book.live_all());
+        b.publish_live(book.live_all(), book.view(config, now));
         events
     };
     publish_all(b, events);
@@ -493,6 +497,7 @@ mod tests {
         calls: Mutex<Vec<Call>>,
         reads: Mutex<usize>,
         stamp: Mutex<u64>,
+        view: tokio::sync::watch::Sender<LiveView>,
     }
 
     impl Backend for Fake {
@@ -514,7 +519,9 @@ mod tests {
             }
         }
 
-        fn publish_live(&self, _: BTreeMap<String, Live>) {}
+        fn publish_live(&self, _: BTreeMap<String, Live>, view: LiveView) {
+            self.view.send_replace(view);
+        }
 
         fn take_started(&self) -> BTreeSet<String> {
             std::mem::take(&mut *self.started.lock().unwrap())
@@ -616,6 +623,7 @@ mod tests {
             calls: Mutex::new(Vec::new()),
             reads: Mutex::new(0),
             stamp: Mutex::new(1),
+            view: tokio::sync::watch::Sender::default(),
         })
     }
 
@@ -742,6 +750,95 @@ role_arn = "arn:aws:iam::222222222222:role/A"
         }
         assert!(f.calls().is_empty());
         assert_eq!(*f.reads.lock().unwrap(), reads, "the loop did not wake up");
+        stop.cancel();
+    }
+
+    fn state_changes(events: &[Event]) -> Vec<State> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::StateChanged { state, .. } => Some(*state),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Advances the paused clock to `secs` after the fake's start.
+    async fn advance_to(f: &Fake, s: u64) {
+        let target = f.clock.start + secs(s);
+        advance(target.saturating_duration_since(Instant::now())).await;
+    }
+
+    /// Issue 12: a profile whose renewal keeps failing (so nothing renews it) is announced as
+    /// expiring when it enters its expiring window (expiry − refresh_before), and as expired at
+    /// its expiry, on time: the scheduler wakes for it. The live view follows.
+    #[tokio::test(start_paused = true)]
+    async fn issue_12_entering_the_expiring_window_is_announced_when_it_happens() {
+        let f = fake(ONE, &[("a", 3600)], Reply::Throttled);
+        let mut rx = f.events.subscribe();
+        let view = f.view.subscribe();
+        let (stop, _task) = start(&f);
+        settle().await;
+        // the renewal (up to a minute before the window) fails and is retried
+        advance(f.until("a")).await;
+        assert!(!f.calls().is_empty());
+        advance_to(&f, 3000 - 1).await;
+        let before = drain(&mut rx);
+        assert_eq!(state_changes(&before), [], "still fresh: {before:?}");
+        let a = view.borrow().profiles[0].clone();
+        assert_eq!((a.profile.as_str(), a.state), ("a", State::Fresh));
+        assert!(a.message.unwrap().contains("throttling"), "the retry shows");
+        advance(Duration::from_millis(999)).await;
+        assert_eq!(state_changes(&drain(&mut rx)), [], "not a moment early");
+        // (tokio's timer rounds a deadline up to its next millisecond)
+        advance(Duration::from_millis(2)).await;
+        assert_eq!(state_changes(&drain(&mut rx)), [State::Expiring]);
+        assert_eq!(view.borrow().profiles[0].state, State::Expiring);
+        assert_eq!(view.borrow().profiles[0].seconds_left, Some(599));
+        advance_to(&f, 3600 - 1).await;
+        assert_eq!(state_changes(&drain(&mut rx)), []);
+        advance(secs(1)).await;
+        assert_eq!(state_changes(&drain(&mut rx)), [State::Expired]);
+        assert_eq!(view.borrow().profiles[0].state, State::Expired);
+        stop.cancel();
+    }
+
+    /// Issue 12: a profile renewed on schedule never shows a change (fresh stays fresh), and one
+    /// renewed from missing is announced fresh once.
+    #[tokio::test(start_paused = true)]
+    async fn renewals_on_schedule_announce_no_state_change() {
+        let f = fake(TWO, &[("a", 3600)], Reply::Renewed(3600));
+        let mut rx = f.events.subscribe();
+        let view = f.view.subscribe();
+        let (stop, _task) = start(&f);
+        settle().await;
+        let events = drain(&mut rx);
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| matches!(e, Event::StateChanged { .. }))
+                .collect::<Vec<_>>(),
+            [&Event::StateChanged {
+                profile: "b".into(),
+                state: State::Fresh
+            }],
+            "b: missing, then renewed"
+        );
+        for _ in 0..5 * 60 {
+            advance(secs(60)).await;
+        }
+        assert!(f.calls().len() >= 5, "{:?}", f.calls());
+        assert_eq!(state_changes(&drain(&mut rx)), []);
+        let shown: Vec<(String, State)> = view
+            .borrow()
+            .profiles
+            .iter()
+            .map(|p| (p.profile.clone(), p.state))
+            .collect();
+        assert_eq!(
+            shown,
+            [("a".into(), State::Fresh), ("b".into(), State::Fresh)]
+        );
         stop.cancel();
     }
 
