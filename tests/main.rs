@@ -17,6 +17,7 @@ mod e2e;
 mod endpoints;
 mod faults;
 mod serve;
+mod settings;
 mod sources;
 mod terminal;
 mod testbed;

@@ -11,7 +11,9 @@ use rolecall_core::config::{Config, Paths};
 use rolecall_core::events::Event;
 use rolecall_core::serve::client::{AgentClient, AgentEvent};
 use rolecall_core::serve::protocol::{Report, ReportKind};
-use rolecall_core::{EngineHandle, Host, LiveView, ProfileStatus, State, Targets, host};
+use rolecall_core::{
+    EngineHandle, Host, LiveView, ProfileStatus, SettingsChange, State, Targets, host,
+};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -178,6 +180,24 @@ impl Backend {
         Ok(())
     }
 
+    /// Before Quit: when the config says `end_sessions_on_quit`, ends every session as
+    /// [`Backend::clear_all`] does. Failures are logged; the app quits anyway.
+    pub async fn end_sessions_if_asked(&self) {
+        match self.config().await {
+            Ok(c) if c.settings.end_sessions_on_quit => {
+                tracing::info!("ending all sessions before quitting (end_sessions_on_quit)");
+                if let Err(e) = self.clear_all().await {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot end the sessions on quit");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                error = %format!("{e:#}"),
+                "cannot read end_sessions_on_quit; the sessions stay"
+            ),
+        }
+    }
+
     /// What the tray's "Enter MFA code…" asks for: the source of the first profile that needs
     /// a code, else of the active profile, else of the first; `None` with no profile.
     pub async fn mfa_target(&self) -> anyhow::Result<Option<MfaPrompt>> {
@@ -196,6 +216,21 @@ impl Backend {
                 .get(&p.source)
                 .and_then(|s| s.mfa_serial.clone()),
         }))
+    }
+
+    /// The config file as it is now (what the Settings window shows, and what Quit reads
+    /// `end_sessions_on_quit` from): attached, the agent's engine is in another process, and
+    /// hosted, the engine's own reload may not have happened yet.
+    pub async fn config(&self) -> anyhow::Result<Config> {
+        let path = self.config_file();
+        Ok(on_blocking_pool(move || Config::load(&path)).await??)
+    }
+
+    /// Changes `[settings]` in the config file through core (the editor's lock, the CLI's
+    /// validation and messages). The engine, hosted or the agent's, reloads the file itself.
+    pub async fn change_settings(&self, change: SettingsChange) -> anyhow::Result<Config> {
+        let path = self.config_file();
+        Ok(on_blocking_pool(move || rolecall_core::change_settings(&path, &change)).await??)
     }
 
     /// The config file in force.
@@ -273,5 +308,19 @@ impl Backend {
         {
             host.join().await;
         }
+    }
+}
+
+/// Runs a file operation (the config editor waits on its lock) off the async runtime, bounded.
+async fn on_blocking_pool<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    const BOUND: std::time::Duration = std::time::Duration::from_secs(30);
+    match tokio::time::timeout(BOUND, tokio::task::spawn_blocking(f)).await {
+        Ok(done) => Ok(done.context("the config file operation failed")?),
+        Err(_) => anyhow::bail!(
+            "the config file operation took longer than 30 s; another program may hold its \
+             lock: try again"
+        ),
     }
 }

@@ -66,7 +66,11 @@ fn main() -> ExitCode {
         }))
         .invoke_handler(tauri::generate_handler![
             commands::mfa::mfa_prompt,
-            commands::mfa::submit_mfa_code
+            commands::mfa::submit_mfa_code,
+            commands::settings::read_settings,
+            commands::settings::change_settings,
+            commands::settings::switch_profile,
+            commands::settings::set_start_at_login,
         ])
         .setup(move |app| {
             // the tray's icon variants, in the app's private runtime directory
@@ -237,15 +241,11 @@ async fn act(app: &AppHandle, action: Action) -> anyhow::Result<()> {
             }
         }
         Action::OpenConfig => open_in_editor(backend.config_file()).await?,
-        Action::StartAtLogin => {
-            let dir = autostart_dir(app)?;
-            let exe = std::env::current_exe()?;
-            let on = !host::login::is_enabled(&dir);
-            host::login::set(&dir, &exe, on)
-                .with_context(|| format!("cannot change the login entry in {}", dir.display()))?;
-        }
+        Action::Settings => state.windows.open_settings(app)?,
+        Action::StartAtLogin => set_start_at_login(app, !starts_at_login(app))?,
         Action::EndAllSessions => backend.clear_all().await?,
         Action::Quit => {
+            backend.end_sessions_if_asked().await;
             state.stop.cancel();
             backend.stop().await;
             app.exit(0);
@@ -257,6 +257,19 @@ async fn act(app: &AppHandle, action: Action) -> anyhow::Result<()> {
 /// The XDG autostart directory (`$XDG_CONFIG_HOME/autostart`), as the toolkit resolves it.
 fn autostart_dir(app: &AppHandle) -> anyhow::Result<std::path::PathBuf> {
     Ok(app.path().config_dir()?.join("autostart"))
+}
+
+/// Whether the login entry exists.
+fn starts_at_login(app: &AppHandle) -> bool {
+    autostart_dir(app).is_ok_and(|d| host::login::is_enabled(&d))
+}
+
+/// Writes (`on`) or removes the login entry.
+fn set_start_at_login(app: &AppHandle, on: bool) -> anyhow::Result<()> {
+    let dir = autostart_dir(app)?;
+    let exe = std::env::current_exe()?;
+    host::login::set(&dir, &exe, on)
+        .with_context(|| format!("cannot change the login entry in {}", dir.display()))
 }
 
 /// Opens `path` with the desktop's handler for it.

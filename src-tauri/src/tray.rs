@@ -37,6 +37,8 @@ pub enum Action {
     RefreshAll,
     /// Open the MFA popup.
     EnterMfaCode,
+    /// Open (or focus) the Settings window.
+    Settings,
     /// Open the config file in the user's editor.
     OpenConfig,
     /// Turn starting at login on or off.
@@ -52,6 +54,7 @@ impl Action {
     const FIXED: &[(&'static str, &'static str, Action)] = &[
         ("refresh-all", "Refresh all", Action::RefreshAll),
         ("enter-mfa-code", "Enter MFA code…", Action::EnterMfaCode),
+        ("settings", "Settings…", Action::Settings),
         ("open-config", "Open config file", Action::OpenConfig),
         ("start-at-login", "Start at login", Action::StartAtLogin),
         (
@@ -311,7 +314,7 @@ impl Tray {
             None::<&str>,
         )?;
         for (id, text, action) in Action::FIXED {
-            if matches!(action, Action::OpenConfig | Action::Quit) {
+            if matches!(action, Action::Settings | Action::Quit) {
                 menu.append(&PredefinedMenuItem::separator(app)?)?;
             }
             if *action == Action::StartAtLogin {

@@ -1,12 +1,15 @@
 //! The app's windows, created on demand and destroyed when closed (no hidden webview is kept:
-//! a WebKit web process costs ~150 MB). Only the MFA popup so far: one window per source,
-//! labelled `mfa-N`; the label → source map lives here, so a page never names the source it
-//! submits for.
+//! a WebKit web process costs ~150 MB). The MFA popup: one window per source, labelled
+//! `mfa-N`; the label → source map lives here, so a page never names the source it submits
+//! for. The Settings window: at most one, labelled [`SETTINGS`].
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use tauri::{AppHandle, Manager, WebviewUrl, WebviewWindowBuilder};
+
+/// The Settings window's label (its capability names it).
+pub const SETTINGS: &str = "settings";
 
 /// What an MFA popup asks for.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -22,6 +25,8 @@ pub struct MfaPrompt {
 pub struct Windows {
     mfa: Mutex<BTreeMap<String, MfaPrompt>>,
     next: std::sync::atomic::AtomicU64,
+    /// Held while the Settings window is looked for and made, so two clicks make one.
+    settings: Mutex<()>,
 }
 
 impl Windows {
@@ -59,6 +64,28 @@ impl Windows {
             self.mfa().remove(&label);
             return Err(e);
         }
+        Ok(())
+    }
+
+    /// Opens the Settings window, or brings the open one to the front.
+    pub fn open_settings(&self, app: &AppHandle) -> tauri::Result<()> {
+        let _one = match self.settings.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(window) = app.get_webview_window(SETTINGS) {
+            window.unminimize()?;
+            window.show()?;
+            window.set_focus()?;
+            tracing::info!("focused the open settings window");
+            return Ok(());
+        }
+        WebviewWindowBuilder::new(app, SETTINGS, WebviewUrl::App("settings.html".into()))
+            .title("Rolecall Settings")
+            .inner_size(540.0, 720.0)
+            .min_inner_size(440.0, 420.0)
+            .build()?;
+        tracing::info!("opened the settings window");
         Ok(())
     }
 

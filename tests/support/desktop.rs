@@ -348,6 +348,55 @@ impl App {
     }
 }
 
+/// A top-level X window, as `xwininfo -root -tree` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct X11Window {
+    /// The window id (`0x…`), for `import -window`.
+    pub id: String,
+    /// Its title (`WM_NAME`).
+    pub title: String,
+}
+
+impl App {
+    /// The named windows on `xvfb`'s display (the app's and any other client's).
+    pub fn windows(&self, xvfb: &Xvfb) -> Vec<X11Window> {
+        let out = TestCommand::new("xwininfo", self.env.iter().cloned().collect())
+            .env("DISPLAY", xvfb.display())
+            .env("LC_ALL", "C.UTF-8")
+            .args(["-root", "-children"])
+            .run()
+            .success();
+        parse_windows(&out.stdout)
+    }
+
+    /// Waits until `xvfb` shows a window titled `title`; returns every such window.
+    pub fn wait_for_window(&self, xvfb: &Xvfb, title: &str) -> Vec<X11Window> {
+        let mut last = Vec::new();
+        let got = wait_until(Duration::from_secs(30), || {
+            last = self.windows(xvfb);
+            let titled: Vec<X11Window> =
+                last.iter().filter(|w| w.title == title).cloned().collect();
+            (!titled.is_empty()).then_some(titled)
+        });
+        got.unwrap_or_else(|| panic!("no window {title:?}; windows:\n{last:#?}\n{}", self.log()))
+    }
+}
+
+/// The named windows of `xwininfo -children` output: `0x400003 "Title": ("class" "Class") …`.
+pub fn parse_windows(text: &str) -> Vec<X11Window> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim_start();
+            let (id, rest) = line.split_once(' ')?;
+            let title = rest.strip_prefix('"')?.split("\":").next()?;
+            id.starts_with("0x").then(|| X11Window {
+                id: id.to_owned(),
+                title: title.to_owned(),
+            })
+        })
+        .collect()
+}
+
 impl Drop for App {
     fn drop(&mut self) {
         if self.process.is_running() {

@@ -41,7 +41,9 @@ mod world;
 pub use self::{
     command::{Output, TestCommand},
     daemon::Daemon,
-    desktop::{App, MenuItem, Notifications, Xvfb, app_bin, parse_layout},
+    desktop::{
+        App, MenuItem, Notifications, X11Window, Xvfb, app_bin, parse_layout, parse_windows,
+    },
     endpoints::{RawResponse, Served, raw_http},
     fault_proxy::{Fault, FaultProxy, ProxiedRequest},
     imds::{Imds, ImdsCredentials, ImdsRequest},

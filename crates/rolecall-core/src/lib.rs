@@ -28,6 +28,7 @@ mod testutil;
 pub mod timestamp;
 pub mod vault;
 
+pub use config::{SettingsChange, change_settings};
 pub use engine::{
     Clock, Engine, EngineBuilder, EngineHandle, KeyImport, MfaPrompter, NoPrompt, Outcome,
     ProfileStatus, RefreshOptions, SourceInfo, State, SystemClock, Targets,

@@ -2,3 +2,4 @@
 //! `capabilities/` allows exactly these and nothing else.
 
 pub mod mfa;
+pub mod settings;

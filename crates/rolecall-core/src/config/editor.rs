@@ -6,6 +6,34 @@ use std::path::{Path, PathBuf};
 
 use super::{Config, Error};
 
+/// A change to the settings the tray app's Settings window edits; `None` leaves a key as it
+/// is. Durations are taken as the user wrote them (`"15m"`) and checked like a hand edit of
+/// the file, so a refused value gets the message the CLI gives for that file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SettingsChange {
+    /// `refresh_before`, e.g. `"15m"`.
+    pub refresh_before: Option<String>,
+    /// `notify_before`, e.g. `"10m"`.
+    pub notify_before: Option<String>,
+    /// `end_sessions_on_quit`.
+    pub end_sessions_on_quit: Option<bool>,
+}
+
+/// Changes `[settings]` in the config file at `path` (see [`SettingsChange`]) under the
+/// editor's lock, and returns the config now in force. A key is written only when its value
+/// differs from the one in force, so nothing else in the file changes and an unchanged window
+/// writes nothing; a refused change leaves the file as it was. Blocks while another editor
+/// holds the lock: call it off the async runtime.
+pub fn change_settings(path: &Path, change: &SettingsChange) -> Result<Config, Error> {
+    let mut ed = ConfigEditor::open(path)?;
+    if ed.change_settings(change) {
+        ed.save()
+    } else {
+        Ok(ed.config)
+    }
+}
+
 /// Edits the config file in place, keeping comments and layout, and writes it atomically.
 pub struct ConfigEditor {
     /// The path as given, for messages.
@@ -16,6 +44,8 @@ pub struct ConfigEditor {
     dir: PathBuf,
     temp_prefix: String,
     doc: toml_edit::DocumentMut,
+    /// The file as it was when opened.
+    config: Config,
     _lock: Lock,
 }
 
@@ -50,7 +80,7 @@ impl ConfigEditor {
             }
         };
         // validate first, so that an edit never builds on a broken file
-        Config::parse(&text, path)?;
+        let config = Config::parse(&text, path)?;
         let doc = text
             .parse::<toml_edit::DocumentMut>()
             .map_err(|e| Error::Syntax {
@@ -65,6 +95,7 @@ impl ConfigEditor {
             dir,
             temp_prefix: format!(".{file_name}.rolecall."),
             doc,
+            config,
             _lock: lock,
         })
     }
@@ -118,9 +149,7 @@ impl ConfigEditor {
     pub fn set_setting(&mut self, key: &str, value: Option<&str>) {
         let t = self.table("settings");
         match value {
-            Some(v) => {
-                t.insert(key, toml_edit::value(v));
-            }
+            Some(v) => set_value(t, key, v.into()),
             None => {
                 t.remove(key);
                 // a `[settings]` header left with nothing under it (after `use --none`) would
@@ -139,6 +168,37 @@ impl ConfigEditor {
         }
     }
 
+    /// Applies `change` to `[settings]`, writing only the keys whose value differs from the
+    /// one in force when the file was opened; returns whether anything was written.
+    pub fn change_settings(&mut self, change: &SettingsChange) -> bool {
+        let now = &self.config.settings;
+        let durations = [
+            ("refresh_before", &change.refresh_before, now.refresh_before),
+            ("notify_before", &change.notify_before, now.notify_before),
+        ];
+        let end_on_quit = now.end_sessions_on_quit;
+        let mut changed = false;
+        for (key, wanted, now) in durations {
+            let Some(wanted) = wanted.as_deref().map(str::trim) else {
+                continue;
+            };
+            // a value that does not parse is written too: `save` refuses it with the
+            // message a hand edit gets
+            if humantime::parse_duration(wanted).is_ok_and(|d| d == now) {
+                continue;
+            }
+            self.set_setting(key, Some(wanted));
+            changed = true;
+        }
+        if let Some(on) = change.end_sessions_on_quit
+            && on != end_on_quit
+        {
+            set_value(self.table("settings"), "end_sessions_on_quit", on.into());
+            changed = true;
+        }
+        changed
+    }
+
     /// Validates the edited text and writes it atomically (temp file beside the target,
     /// fsync, rename, fsync of the directory); returns the new config. The file keeps its
     /// permission bits. The lock is released when this returns.
@@ -153,6 +213,21 @@ impl ConfigEditor {
             },
         )?;
         Ok(config)
+    }
+}
+
+/// Sets `key` in `table` to `value`; a value already there keeps its spacing and the comment
+/// after it.
+fn set_value(table: &mut toml_edit::Table, key: &str, value: toml_edit::Value) {
+    match table.get_mut(key).and_then(toml_edit::Item::as_value_mut) {
+        Some(old) => {
+            let decor = old.decor().clone();
+            *old = value;
+            *old.decor_mut() = decor;
+        }
+        None => {
+            table.insert(key, toml_edit::value(value));
+        }
     }
 }
 
@@ -280,6 +355,8 @@ fn write_atomic(dir: &Path, target: &Path, prefix: &str, bytes: &[u8]) -> io::Re
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -404,6 +481,121 @@ mod tests {
             .filter(|name| !config.sources.contains_key(name))
             .collect();
         assert!(missing.is_empty(), "lost updates: {missing:?}");
+    }
+
+    const USERS_CONFIG: &str = "# my rolecall config\n\
+        [settings]\n\
+        refresh_before = \"20m\"   # keep this comment\n\
+        active = \"dev\"\n\
+        \n\
+        [sources.work] # the bastion account\n\
+        mfa_serial = \"arn:aws:iam::111111111111:mfa/al\"\n\
+        \n\
+        # roles\n\
+        [profiles.dev]\n\
+        source = \"work\"\n";
+
+    fn change(
+        refresh_before: Option<&str>,
+        notify_before: Option<&str>,
+        end_sessions_on_quit: Option<bool>,
+    ) -> SettingsChange {
+        SettingsChange {
+            refresh_before: refresh_before.map(str::to_string),
+            notify_before: notify_before.map(str::to_string),
+            end_sessions_on_quit,
+        }
+    }
+
+    /// The Settings window's changes land in `[settings]` and nowhere else: every other byte,
+    /// comments included, stays.
+    #[test]
+    fn changed_settings_touch_no_other_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, USERS_CONFIG).unwrap();
+        let config = change_settings(&path, &change(Some("30m"), Some("5m"), Some(true))).unwrap();
+        assert_eq!(config.settings.refresh_before, Duration::from_secs(1800));
+        assert_eq!(config.settings.notify_before, Duration::from_secs(300));
+        assert!(config.settings.end_sessions_on_quit);
+        let want = USERS_CONFIG
+            .replace(
+                "refresh_before = \"20m\"   # keep",
+                "refresh_before = \"30m\"   # keep",
+            )
+            .replace(
+                "active = \"dev\"\n",
+                "active = \"dev\"\nnotify_before = \"5m\"\nend_sessions_on_quit = true\n",
+            );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), want);
+        assert!(Config::load(&path).unwrap().settings.end_sessions_on_quit);
+
+        // and back off: the key stays, saying false
+        change_settings(&path, &change(None, None, Some(false))).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("end_sessions_on_quit = false\n"), "{text}");
+        assert!(!Config::load(&path).unwrap().settings.end_sessions_on_quit);
+    }
+
+    /// A window saved with the values in force (however they are written) writes nothing.
+    #[test]
+    fn unchanged_settings_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, USERS_CONFIG).unwrap();
+        let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let same = change(Some(" 1200s "), Some("10m"), Some(false));
+        change_settings(&path, &same).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), USERS_CONFIG);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            before
+        );
+
+        // no file yet: the defaults are in force, and no file is made for them
+        let missing = dir.path().join("none.toml");
+        let defaults = change(Some("15m"), Some("10m"), Some(false));
+        let config = change_settings(&missing, &defaults).unwrap();
+        assert_eq!(config.settings.notify_before, Duration::from_secs(600));
+        assert!(!missing.exists());
+    }
+
+    /// A value the file may not hold is refused with the message the CLI gives for a file that
+    /// holds it, and the file stays as it was.
+    #[rstest::rstest]
+    #[case::below_the_minimum(
+        change(Some("30s"), None, None),
+        ("refresh_before = \"20m\"", "refresh_before = \"30s\""),
+        "settings.refresh_before: 30s is too short: must be at least 1m"
+    )]
+    #[case::not_a_duration(
+        change(None, Some("soon"), None),
+        ("active = \"dev\"\n", "active = \"dev\"\nnotify_before = \"soon\"\n"),
+        "expected a duration"
+    )]
+    fn refused_settings_leave_the_file_and_say_what_the_cli_says(
+        #[case] refused: SettingsChange,
+        #[case] hand_edit: (&str, &str),
+        #[case] says: &str,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, USERS_CONFIG).unwrap();
+        let err = change_settings(&path, &refused).unwrap_err().to_string();
+        assert!(err.contains(says), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), USERS_CONFIG);
+
+        // the CLI loading the same value written by hand says the same (file, line and all)
+        let edited = USERS_CONFIG.replacen(hand_edit.0, hand_edit.1, 1);
+        assert_ne!(edited, USERS_CONFIG);
+        let by_hand = dir.path().join("by-hand").join("config.toml");
+        std::fs::create_dir(by_hand.parent().unwrap()).unwrap();
+        std::fs::write(&by_hand, edited).unwrap();
+        let cli = Config::load(&by_hand).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            cli.replace(&by_hand.display().to_string(), &path.display().to_string())
+        );
     }
 
     /// An edit keeps the file's permission bits (the rename would otherwise leave the temp

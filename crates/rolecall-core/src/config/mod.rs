@@ -4,8 +4,9 @@
 //! gets paths from it, so tests and the app decide what the engine sees. The TOML schema is a
 //! public contract (other tools write it): keys may be added, never renamed. Loading is
 //! parse → validate (every error names the file, the line and the key, and says what is
-//! allowed) → `Arc<Config>`. Edits that Rolecall makes to the file (`keys add`, `use`, `import`)
-//! go through [`ConfigEditor`], which keeps the user's comments and layout.
+//! allowed) → `Arc<Config>`. Edits that Rolecall makes to the file (`keys add`, `use`, `import`,
+//! the app's Settings window through [`change_settings`]) go through [`ConfigEditor`], which
+//! keeps the user's comments and layout.
 //!
 //! The parts: `paths` (where files are), `schema` (the typed file and its queries, loading and
 //! locating errors in the text), `validate` (everything TOML types cannot check), `editor`
@@ -18,8 +19,8 @@ mod paths;
 mod schema;
 mod validate;
 
-pub use editor::ConfigEditor;
 pub(crate) use editor::resolve_symlinks;
+pub use editor::{ConfigEditor, SettingsChange, change_settings};
 pub use paths::Paths;
 #[cfg(unix)]
 pub(crate) use paths::current_uid;

@@ -49,6 +49,9 @@ pub struct Settings {
     pub sts_max_attempts: u32,
     /// How many profiles one refresh pass renews at the same time (1 to 64).
     pub max_concurrent_refreshes: usize,
+    /// Whether the tray app's Quit ends every session first (like "End all sessions" and
+    /// `rolecall clear`); default false: credentials stay in the file after the app quits.
+    pub end_sessions_on_quit: bool,
 }
 
 impl Default for Settings {
@@ -61,6 +64,7 @@ impl Default for Settings {
             sts_timeout: Duration::from_secs(10),
             sts_max_attempts: 3,
             max_concurrent_refreshes: 8,
+            end_sessions_on_quit: false,
         }
     }
 }
@@ -404,6 +408,9 @@ source = "bastion"
         let order = c.ordered_profiles();
         let pos = |n| order.iter().position(|x| *x == n).unwrap();
         assert!(pos("dev-admin") < pos("chained"));
+        assert!(!c.settings.end_sessions_on_quit);
+        let c = parse_config("[settings]\nend_sessions_on_quit = true\n").unwrap();
+        assert!(c.settings.end_sessions_on_quit);
     }
 
     #[test]
