@@ -7,6 +7,8 @@ VENV    := $(BUILD)/venv
 STAMP   := $(BUILD)/.deps-$(shell cat tests/requirements.txt .ci/apt-packages | sha1sum | cut -c1-12)
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CARGO   ?= cargo
+# drives the tray app's windows in the tests (tests/support/webdriver.rs); WebKitWebDriver is apt's
+TAURI_DRIVER := $(BUILD)/tools/.tauri-driver-2.1.0
 export ROLECALL_VENV := $(VENV)
 
 .PHONY: help deps deps-windows build test test-windows lint bench demo run clean
@@ -14,7 +16,7 @@ export ROLECALL_VENV := $(VENV)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-deps: $(STAMP) ## install Debian packages and the Python test tools (idempotent)
+deps: $(STAMP) $(TAURI_DRIVER) ## install Debian packages and the test tools (idempotent)
 
 $(STAMP): tests/requirements.txt .ci/apt-packages
 	@missing=$$(for p in $$(cat .ci/apt-packages); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -25,6 +27,10 @@ $(STAMP): tests/requirements.txt .ci/apt-packages
 	@[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
 	@rm -f $(BUILD)/.deps-*; touch $@
+
+$(TAURI_DRIVER):
+	$(CARGO) install tauri-driver --locked --version 2.1.0 --root $(BUILD)/tools
+	@touch $@
 
 deps-windows: ## the cross toolchain and Wine for test-windows (Debian packages)
 	@missing=$$(for p in $$(cat .ci/apt-packages-windows); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \

@@ -13,6 +13,7 @@ mod cli;
 mod credfile;
 mod daemon;
 mod desktop;
+mod desktop_mfa;
 mod e2e;
 mod endpoints;
 mod faults;

@@ -32,6 +32,7 @@ mod process;
 mod rolecall;
 mod sandbox;
 mod tools;
+mod webdriver;
 mod world;
 
 #[allow(
@@ -54,5 +55,6 @@ pub use self::{
     rolecall::{Rolecall, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY},
     sandbox::{Env, Sandbox},
     tools::{rolecall_bin, venv_bin, venv_dir, workspace_root},
+    webdriver::{Driver, tauri_driver_bin},
     world::{CONFIG, MFA_SERIAL, World},
 };

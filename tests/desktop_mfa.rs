@@ -1,0 +1,127 @@
+//! The tray app's MFA popup driven like a person would, through WebDriver (`tauri-driver` +
+//! WebKitWebDriver, see `support::webdriver`): the real app under Xvfb on the keyring's private
+//! bus, hosting the engine, with moto's STS behind the fault proxy.
+//!
+//! Each test starts the app with the key stored and no session yet, so the app opens the popup
+//! by itself at start (that first window is the one the WebDriver session drives).
+
+use crate::support::credfile::{expiration, key_id, value};
+use crate::support::{CONFIG, Driver, Fault, MFA_SERIAL, World, Xvfb, wait_until};
+use std::time::Duration;
+
+const CODE: &str = "123456";
+
+/// A world whose key is stored and whose config is written, but no session started: the app
+/// needs a code as soon as it runs.
+fn world_needing_a_code() -> World {
+    let world = World::start();
+    world.setup(CONFIG);
+    world
+}
+
+/// Waits until the popup names the source and its MFA device.
+fn wait_for_prompt(driver: &Driver) -> String {
+    driver.wait_for_text("#what", "the source and its device", |t| {
+        t.contains("bastion") && t.contains(MFA_SERIAL)
+    })
+}
+
+/// Waits until every profile of `CONFIG` is in the credentials file with an expiry.
+fn wait_for_roles_written(world: &World, driver: &Driver) -> String {
+    let written = wait_until(Duration::from_secs(30), || {
+        let text = world.credentials();
+        ["dev-admin", "audit", "session"]
+            .iter()
+            .all(|p| key_id(&text, p).is_some() && expiration(&text, p).is_some())
+            .then_some(text)
+    });
+    written.unwrap_or_else(|| {
+        panic!(
+            "the roles were not written:\n{}\n{}",
+            world.credentials(),
+            driver.log()
+        )
+    })
+}
+
+/// The `TokenCode`s of the `GetSessionToken` calls STS got, in order.
+fn codes_sent(world: &World) -> Vec<String> {
+    world
+        .proxy
+        .requests_of("GetSessionToken")
+        .iter()
+        .map(|r| r.param("TokenCode").unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_code_typed_in_the_popup_starts_the_session_and_writes_the_roles() {
+    let world = world_needing_a_code();
+    let xvfb = Xvfb::start(&world);
+    let driver = Driver::launch_app(&world, &xvfb);
+    let what = wait_for_prompt(&driver);
+    assert_contains!(what, "Source bastion");
+
+    // five digits are not a code yet: nothing is sent
+    driver.type_into("#code", &CODE[..5]);
+    assert_eq!(
+        driver.eval("return document.getElementById('code').value", vec![]),
+        Some(serde_json::json!(&CODE[..5]))
+    );
+    assert_eq!(codes_sent(&world), Vec::<String>::new());
+    assert_eq!(world.credentials(), "");
+
+    // the sixth digit submits: no Enter, no button
+    driver.type_into("#code", &CODE[5..]);
+    let text = wait_for_roles_written(&world, &driver);
+    assert_eq!(codes_sent(&world), vec![CODE.to_owned()]);
+    let request = world.proxy.first("GetSessionToken").expect("one call");
+    assert_eq!(request.param("SerialNumber"), Some(MFA_SERIAL));
+    for profile in ["dev-admin", "audit", "session"] {
+        assert!(
+            value(&text, profile, "aws_session_token").is_some(),
+            "[{profile}] holds no temporary credentials:\n{text}"
+        );
+    }
+    // the roles were assumed with the session (moto gives assumed roles ASIA ids)
+    for role in ["dev-admin", "audit"] {
+        assert!(
+            key_id(&text, role).is_some_and(|id| id.starts_with("ASIA")),
+            "[{role}] is not an assumed role's:\n{text}"
+        );
+    }
+    driver.wait_closed();
+}
+
+#[test]
+fn a_wrong_code_shows_the_error_in_the_popup_and_a_pasted_retry_succeeds() {
+    let world = world_needing_a_code();
+    // once: STS's answer to a wrong code; the retry reaches moto
+    world.proxy.push_for("GetSessionToken", Fault::WrongMfa);
+    let xvfb = Xvfb::start(&world);
+    let driver = Driver::launch_app(&world, &xvfb);
+    wait_for_prompt(&driver);
+
+    driver.type_into("#code", "654321");
+    let error = driver.wait_for_text("#error", "the wrong code's error", |t| !t.is_empty());
+    assert_contains!(error, "the MFA code was not accepted");
+    assert_eq!(codes_sent(&world), vec!["654321".to_owned()]);
+    // the window stays, emptied and ready for another code
+    assert_eq!(driver.windows().len(), 1, "{}", driver.log());
+    let state = driver.eval(
+        "const c = document.getElementById('code'); \
+         return [c.value, c.disabled, document.activeElement === c]",
+        vec![],
+    );
+    assert_eq!(state, Some(serde_json::json!(["", false, true])));
+    assert_eq!(world.credentials(), "");
+
+    // an authenticator shows "123 456": pasted as is, it is six digits and submits
+    driver.paste_into("#code", "123 456");
+    wait_for_roles_written(&world, &driver);
+    assert_eq!(
+        codes_sent(&world),
+        vec!["654321".to_owned(), CODE.to_owned()]
+    );
+    driver.wait_closed();
+}
