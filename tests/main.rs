@@ -16,6 +16,7 @@ mod desktop;
 mod e2e;
 mod endpoints;
 mod faults;
+mod import;
 mod serve;
 mod sources;
 mod terminal;
