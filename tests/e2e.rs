@@ -493,6 +493,13 @@ fn doctor_explains_shadowing_profiles_and_checks_the_clock() {
     assert_contains!(out.stdout, "role_arn");
     assert_contains!(out.stdout, "clock");
     assert_contains!(out.stdout, "keychain");
+    // issue 14: the advice works: import comments out the role keys of a Rolecall profile
+    assert_contains!(out.stdout, "run `rolecall import`");
+    let out = world.rc(&["import"]).run().success();
+    assert_contains!(out.stdout, "skipped dev-admin: already a Rolecall profile");
+    assert_contains!(out.stdout, "+# moved to rolecall: role_arn = ");
+    let out = world.rc(&["doctor"]).run().success();
+    assert_contains!(out.stdout, "no profile shadows a managed section");
 }
 
 #[test]

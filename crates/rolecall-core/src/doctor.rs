@@ -196,12 +196,20 @@ pub(crate) async fn run(engine: &EngineHandle) -> Vec<Check> {
                         ));
                         continue;
                     }
+                    // `rolecall import` comments out the role keys of a Rolecall profile
+                    let fix = if key == "role_arn" && engine.config().profiles.contains_key(name) {
+                        "run `rolecall import`, which comments out its role keys (keeping a \
+                         backup), or remove them yourself"
+                            .to_string()
+                    } else {
+                        format!("remove {key} from that profile (or rename one of them)")
+                    };
                     out.push(check(
                         "aws config",
                         Verdict::Fail,
                         format!(
                             "[profile {name}] in {} has {key}, so the AWS CLI and SDKs ignore Rolecall's [{name}] \
-                             credentials; remove {key} from that profile (or rename one of them)",
+                             credentials; {fix}",
                             paths.aws_config_file.display()
                         ),
                     ));

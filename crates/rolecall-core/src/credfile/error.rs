@@ -121,6 +121,20 @@ pub enum Error {
         /// The 1-based line number of the line in the way.
         line: usize,
     },
+    /// A section header that [`Edit::CommentOut`](super::Edit::CommentOut) depends on is
+    /// indented: configparser reads an indented `[x]` below a key as part of that key's value,
+    /// so rolecall cannot tell where the section's keys end the way the AWS CLI does.
+    #[error(
+        "cannot change profile [{name}] in {path}: line {line} is an indented section header,          which the aws cli may read as part of the value above it; remove its indentation,          then retry"
+    )]
+    IndentedHeader {
+        /// The profile to change.
+        name: String,
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line number of the indented header.
+        line: usize,
+    },
     /// The file is not UTF-8, so it cannot be spliced without risking the user's bytes.
     #[error("file {path} is not valid UTF-8; save it as UTF-8, then retry")]
     NotUtf8 {

@@ -71,17 +71,29 @@ impl CredentialsFile {
     ///
     /// The same writer serves the config file: see [`apply_config`](Self::apply_config).
     pub fn apply(&self, edits: &[Edit]) -> Result<bool, Error> {
-        self.apply_as(edits)
+        self.apply_as(edits, None)
     }
 
     /// [`apply`](Self::apply) for the AWS config file (`~/.aws/config`, `AWS_CONFIG_FILE`,
     /// given to [`new`](Self::new)): its `[profile NAME]` and `[default]` sections, with the
     /// same lock, atomic write, torn-read checks, ownership and refusals.
     pub fn apply_config(&self, edits: &[Edit<ProfileSection>]) -> Result<bool, Error> {
-        self.apply_as(edits)
+        self.apply_as(edits, None)
     }
 
-    fn apply_as<B: Block>(&self, edits: &[Edit<B>]) -> Result<bool, Error> {
+    /// [`apply_config`](Self::apply_config) that, when the file changes, first keeps the text
+    /// it replaces at `backup` (replacing a file of that name; with the file's mode and
+    /// owner, written atomically before the file itself is replaced). `rolecall import`
+    /// keeps the user's `~/.aws/config` this way before it comments out role keys.
+    pub fn apply_config_with_backup(
+        &self,
+        edits: &[Edit<ProfileSection>],
+        backup: &Path,
+    ) -> Result<bool, Error> {
+        self.apply_as(edits, Some(backup))
+    }
+
+    fn apply_as<B: Block>(&self, edits: &[Edit<B>], backup: Option<&Path>) -> Result<bool, Error> {
         let target = resolve_symlinks(&self.path)?;
         let only_removes = edits.iter().all(|e| !matches!(e, Edit::Upsert { .. }));
         if only_removes && !target.exists() {
@@ -117,6 +129,7 @@ impl CredentialsFile {
             path: &target,
             temp_prefix: &temp_prefix,
             named: &self.path,
+            backup,
         };
         let started = Instant::now();
         let mut retry_delay = Duration::from_millis(2);
@@ -149,6 +162,8 @@ struct Target<'a> {
     temp_prefix: &'a str,
     /// The path the caller gave, for errors about the text.
     named: &'a Path,
+    /// Where to keep the text a change replaces, if anywhere.
+    backup: Option<&'a Path>,
 }
 
 impl Target<'_> {
@@ -214,6 +229,9 @@ impl Target<'_> {
             });
         }
         let temp = self.write_temp(new.as_bytes(), existing.as_ref())?;
+        if let Some(backup) = self.backup {
+            self.write_backup(&old, existing.as_ref(), backup)?;
+        }
         // The last look before the rename: the same file, and the same text.
         if self.stamp()? != before || *read_text(self.path)? != *old {
             return Ok(None);
@@ -242,6 +260,40 @@ impl Target<'_> {
         }
         tracing::debug!(path = %self.path.display(), "credentials file updated");
         Ok(Some(true))
+    }
+
+    /// Puts `old` at `backup`, atomically (a synced temp file beside it, renamed), with the
+    /// target's mode and owner.
+    fn write_backup(
+        &self,
+        old: &str,
+        existing: Option<&fs::Metadata>,
+        backup: &Path,
+    ) -> Result<(), Error> {
+        let io_error = |op| {
+            move |source| Error::Io {
+                op,
+                path: backup.to_owned(),
+                source,
+            }
+        };
+        let dir = match backup.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let mut temp = tempfile::Builder::new()
+            .prefix(self.temp_prefix)
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(io_error(IoOp::Write))?;
+        temp.write_all(old.as_bytes())
+            .map_err(io_error(IoOp::Write))?;
+        set_permissions(temp.as_file(), existing).map_err(io_error(IoOp::Write))?;
+        owner::keep(temp.as_file(), self.path, dir, existing)?;
+        temp.as_file().sync_all().map_err(io_error(IoOp::Sync))?;
+        persist(temp, backup).map_err(io_error(IoOp::Rename))?;
+        sync_dir(dir);
+        Ok(())
     }
 
     /// The new content in a synced temp file beside the target, with the target's mode and
@@ -1073,6 +1125,7 @@ mod tests {
             path: file.path(),
             temp_prefix: ".credentials.rolecall.",
             named: file.path(),
+            backup: None,
         };
         let mut lock = Lock::acquire(&dir.path().join(".credentials.rolecall.lock")).unwrap();
         // someone else wrote it just now: the attempt waits, then (unchanged) writes

@@ -165,13 +165,30 @@ pub enum Edit<B: Block = Section> {
         /// The section name.
         name: String,
     },
+    /// In the section of that name the user wrote, turn each line of these keys (matched
+    /// without regard to case, with its continuation lines) into a comment: the line as it
+    /// was, after [`COMMENTED_OUT_PREFIX`]. Every other line of the file stays as it is, and
+    /// no line is added or removed. A no-op when there is no such section, none of the keys
+    /// is in it, the section is rolecall's (which holds no keys of the user's), or its header
+    /// is indented (configparser may read it as part of a value above it). `rolecall
+    /// import` uses it on `~/.aws/config`, so that the role settings it moved into rolecall
+    /// stop shadowing rolecall's credentials (issue 14).
+    CommentOut {
+        /// The section name.
+        name: String,
+        /// The keys whose lines become comments.
+        keys: Vec<String>,
+    },
 }
+
+/// What starts a line [`Edit::CommentOut`] turned into a comment, before the line as it was.
+pub const COMMENTED_OUT_PREFIX: &str = "# moved to rolecall: ";
 
 impl<B: Block> Edit<B> {
     fn name(&self) -> &str {
         match self {
             Edit::Upsert { section, .. } => section.name(),
-            Edit::Remove { name } | Edit::Scrub { name } => name,
+            Edit::Remove { name } | Edit::Scrub { name } | Edit::CommentOut { name, .. } => name,
         }
     }
 }

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::scan::{Doc, Span, fields, fingerprint};
+use super::scan::{Doc, Kind, Span, classify, fields, fingerprint, indent_of, lines_from};
 use super::{
-    ACCESS_KEY_ID, BOM, Block, CONFIGPARSER_DEFAULT_SECTION, EXPIRATION_KEY, Edit, Error,
-    FINGERPRINT_KEY, FileKind, MANAGED_KEY, REGION, SECRET_ACCESS_KEY, SESSION_TOKEN, Section,
-    is_rfc3339_range,
+    ACCESS_KEY_ID, BOM, Block, COMMENTED_OUT_PREFIX, CONFIGPARSER_DEFAULT_SECTION, EXPIRATION_KEY,
+    Edit, Error, FINGERPRINT_KEY, FileKind, MANAGED_KEY, REGION, SECRET_ACCESS_KEY, SESSION_TOKEN,
+    Section, is_rfc3339_range,
 };
 use zeroize::Zeroizing;
 
@@ -234,6 +234,35 @@ fn write_block<B: Block>(section: &B, out: &mut String, eol: &str, final_eol: bo
     }
 }
 
+/// Appends the section `span` of `text` with the lines of `keys` (and their continuation
+/// lines) turned into comments: [`COMMENTED_OUT_PREFIX`], then the line as it was. Which line
+/// is a key and which continues one follows `scan::options`, as configparser reads them. A
+/// comment line leaves configparser's notion of the current key and its indentation as they
+/// were, and the line after a commented-out key is indented no deeper than that key (else it
+/// would be its continuation, commented too), so no other line reads differently.
+fn comment_out(text: &str, span: &Span<'_>, keys: &[String], out: &mut String) {
+    out.push_str(&text[span.start..span.body]);
+    let mut key_indent: Option<usize> = None;
+    let mut commenting = false;
+    for line in lines_from(&text[..span.end], span.body) {
+        if matches!(classify(line.content), Kind::Key) {
+            let indent = indent_of(line.content);
+            if key_indent.is_none_or(|k| indent <= k) {
+                key_indent = Some(indent);
+                let content = line.content.trim();
+                let key = content
+                    .find(['=', ':'])
+                    .map_or(content, |split| content[..split].trim());
+                commenting = keys.iter().any(|k| k.eq_ignore_ascii_case(key));
+            }
+            if commenting {
+                out.push_str(COMMENTED_OUT_PREFIX);
+            }
+        }
+        out.push_str(&text[line.start..line.end]);
+    }
+}
+
 /// At least the length of the block [`write_block`] appends, with its separator line.
 fn block_len<B: Block>(section: &B) -> usize {
     section.name().len() + section.body_len() + FRAME_LEN
@@ -289,6 +318,8 @@ enum Fate<'e, B> {
     Keep,
     Replace(&'e B),
     Remove,
+    /// The user's section stays, with these keys' lines commented out.
+    CommentOut(&'e [String]),
 }
 
 impl<B> Clone for Fate<'_, B> {
@@ -411,7 +442,7 @@ fn splice_batch<B: Block>(
         let original_present = plan.original.is_some() && !matches!(plan.fate, Fate::Remove);
         // A user's section that this batch has not adopted.
         let foreign = |plan: &Plan<'_, B>| {
-            matches!(plan.fate, Fate::Keep)
+            matches!(plan.fate, Fate::Keep | Fate::CommentOut(_))
                 && plan.original.is_some_and(|i| !doc.sections[i].managed)
         };
         match edit {
@@ -440,6 +471,29 @@ fn splice_batch<B: Block>(
                     }
                 }
             }
+            Edit::CommentOut { keys, .. } => {
+                // Only a user's section that still stands as it is in the text.
+                if plan.inserted.is_none()
+                    && foreign(plan)
+                    && let Some(index) = plan.original
+                {
+                    // configparser reads an indented `[x]` below a key as part of that key's
+                    // value: then where this section's keys are is not clear.
+                    let indented = [Some(index), doc.sections.get(index + 1).map(|_| index + 1)]
+                        .into_iter()
+                        .flatten()
+                        .map(|i| doc.sections[i].start)
+                        .find(|&start| text[start..].starts_with(char::is_whitespace));
+                    if let Some(start) = indented {
+                        return Err(Error::IndentedHeader {
+                            name: name.to_owned(),
+                            path: path.to_owned(),
+                            line: text[..start].matches('\n').count() + 1,
+                        });
+                    }
+                    plan.fate = Fate::CommentOut(keys);
+                }
+            }
             Edit::Remove { .. } | Edit::Scrub { .. } => {
                 if plan.inserted.is_some() {
                     plan.inserted = None;
@@ -455,13 +509,12 @@ fn splice_batch<B: Block>(
 
     let mut inserts: Vec<(usize, &B)> = plans.values().filter_map(|p| p.inserted).collect();
     inserts.sort_unstable_by_key(|(order, _)| *order);
-    // Per original section: the block that replaces it, or `None` to remove it.
-    let mut changes: Vec<(usize, Option<&B>)> = plans
+    // Per original section: what becomes of it (never `Fate::Keep`).
+    let mut changes: Vec<(usize, Fate<'_, B>)> = plans
         .values()
         .filter_map(|p| match (p.original, p.fate) {
             (_, Fate::Keep) | (None, _) => None,
-            (Some(index), Fate::Replace(section)) => Some((index, Some(section))),
-            (Some(index), Fate::Remove) => Some((index, None)),
+            (Some(index), fate) => Some((index, fate)),
         })
         .collect();
     changes.sort_unstable_by_key(|(index, _)| *index);
@@ -492,6 +545,8 @@ fn splice_batch<B: Block>(
             .map(|e| match e {
                 Edit::Upsert { section, .. } => block_len(section),
                 Edit::Remove { .. } | Edit::Scrub { .. } => 0,
+                // at most every line of the file
+                Edit::CommentOut { .. } => COMMENTED_OUT_PREFIX.len() * (text.lines().count() + 1),
             })
             .sum::<usize>();
     let mut out = Zeroizing::new(String::with_capacity(capacity));
@@ -502,15 +557,20 @@ fn splice_batch<B: Block>(
         out.push_str(doc.eol);
     }
     let mut cursor = insert_at;
-    for (index, replacement) in changes {
+    for (index, fate) in changes {
         let span = &doc.sections[index];
         out.push_str(&text[cursor..span.start]);
-        cursor = match replacement {
-            Some(section) => {
+        cursor = match fate {
+            Fate::Replace(section) => {
                 write_block(section, &mut out, doc.eol, text[..span.end].ends_with('\n'));
                 span.end
             }
-            None => doc.separator_end(span).unwrap_or(span.end),
+            Fate::Remove => doc.separator_end(span).unwrap_or(span.end),
+            Fate::CommentOut(keys) => {
+                comment_out(text, span, keys, &mut out);
+                span.end
+            }
+            Fate::Keep => span.start,
         };
     }
     out.push_str(&text[cursor..]);

@@ -37,7 +37,7 @@ pub mod sources;
 mod status;
 
 pub use crate::status::{ProfileStatus, State};
-pub use setup::KeyImport;
+pub use setup::{ImportOutcome, KeyImport, LineChange};
 
 /// Name of the section that mirrors the active profile.
 pub const DEFAULT_SECTION: &str = "default";

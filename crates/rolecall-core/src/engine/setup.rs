@@ -3,11 +3,83 @@
 
 use crate::config::{self, Config, ConfigEditor, SourceKind};
 use crate::credentials::Credentials;
-use crate::credfile::{self, Edit};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::awsconfig::ImportPlan;
+use crate::credfile::{self, CredentialsFile, Edit, ProfileSection};
 use crate::error::Error;
 use crate::sts::Sts;
 
 use super::EngineHandle;
+
+/// What `rolecall import` did (or, with `--dry-run`, would do).
+#[derive(Debug, Clone)]
+pub struct ImportOutcome {
+    /// The profiles and sources added, skipped and changed.
+    pub plan: ImportPlan,
+    /// The AWS config file read (and changed).
+    pub aws_config: PathBuf,
+    /// The lines of the AWS config file commented out (or to be), in file order.
+    pub aws_config_changes: Vec<LineChange>,
+    /// Where the AWS config file was kept as it was before it changed.
+    pub backup: Option<PathBuf>,
+    /// The new sources whose long-lived key sits in the credentials file (for `rolecall keys
+    /// import NAME --scrub`); the others need `rolecall keys add NAME`.
+    pub keys_in_credentials_file: Vec<String>,
+}
+
+/// One line changed in place: its number, the section it is in, and its text before and
+/// after (without the line ending).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineChange {
+    /// 1-based line number.
+    pub line: usize,
+    /// The header of the section the line is in (`[profile dev-admin]`), if any.
+    pub section: Option<String>,
+    /// The line before.
+    pub old: String,
+    /// The line after.
+    pub new: String,
+}
+
+/// The lines that differ between two texts with the same lines but for some replaced in
+/// place (what [`Edit::CommentOut`] does). Texts whose line counts differ are compared up to
+/// the shorter one's end; that never happens for this module's edits.
+fn line_changes(old: &str, new: &str) -> Vec<LineChange> {
+    let trim = |l: &str| l.strip_suffix('\r').unwrap_or(l).to_string();
+    let mut section = None;
+    let mut out = Vec::new();
+    for (index, (o, n)) in old.split('\n').zip(new.split('\n')).enumerate() {
+        let t = o.trim();
+        if t.starts_with('[') && t.contains(']') {
+            section = Some(trim(t));
+        }
+        if o != n {
+            out.push(LineChange {
+                line: index + 1,
+                section: section.clone(),
+                old: trim(o),
+                new: trim(n),
+            });
+        }
+    }
+    out
+}
+
+/// Where the AWS config file is kept before `import` changes it: beside it (beside the link,
+/// for a symlink into a dotfiles folder), `NAME.rolecall-YYYYMMDDTHHMMSSZ.bak`.
+fn backup_path(file: &Path, now: SystemTime) -> PathBuf {
+    let stamp: String = crate::timestamp::format(now)
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "config".to_string());
+    file.with_file_name(format!("{name}.rolecall-{stamp}.bak"))
+}
 
 /// What `rolecall keys import` did.
 #[derive(Debug, Clone)]
@@ -125,69 +197,115 @@ impl EngineHandle {
         }
     }
 
-    /// Plans (and unless `dry_run`, applies) the import of `~/.aws/config` role profiles.
-    pub async fn import_aws_config(
-        &self,
-        dry_run: bool,
-    ) -> Result<crate::awsconfig::ImportPlan, Error> {
-        let path = self.inner.paths.aws_config_file.clone();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(source) => return Err(Error::Config(config::Error::Read { path, source })),
-        };
+    /// Plans (and unless `dry_run`, applies) the import of `~/.aws/config` role profiles:
+    /// adds them (and their sources) to Rolecall's config, then comments out their
+    /// [`ROLE_KEYS`](crate::awsconfig::ROLE_KEYS) in `~/.aws/config`, through the config-file
+    /// splice writer, after keeping the file as it was in a backup beside it (issue 14: else
+    /// botocore and the SDKs keep assuming the role themselves from the source profile's key,
+    /// and fail once `keys import --scrub` took it). Rolecall's config is written first, so
+    /// an import stopped between the two loses nothing: the next one comments out what is
+    /// left. A config file the splice writer cannot change safely (a duplicate profile, an
+    /// indented header) fails the import before anything is written.
+    pub async fn import_aws_config(&self, dry_run: bool) -> Result<ImportOutcome, Error> {
+        let aws_path = self.inner.paths.aws_config_file.clone();
+        let aws_file = CredentialsFile::new(aws_path.clone())
+            .with_lock_dir(self.inner.paths.runtime_dir.clone());
+        let read_file = aws_file.clone();
+        let text =
+            super::blocking::bounded("reading the aws config file", move || read_file.read())
+                .await??;
         let aws = crate::awsconfig::parse(&text).map_err(|message| {
             Error::Config(config::Error::Syntax {
-                path: path.clone(),
+                path: aws_path.clone(),
                 line: None,
                 column: None,
                 message,
             })
         })?;
         let plan = crate::awsconfig::plan_import(&aws, &self.config());
-        if dry_run || (plan.sources.is_empty() && plan.profiles.is_empty()) {
-            return Ok(plan);
+        let edits: Vec<Edit<ProfileSection>> = plan
+            .unshadow
+            .iter()
+            .map(|name| Edit::CommentOut {
+                name: name.clone(),
+                keys: crate::awsconfig::ROLE_KEYS
+                    .iter()
+                    .map(|k| (*k).to_string())
+                    .collect(),
+            })
+            .collect();
+        let new_text = credfile::splice_config(&text, &edits, &aws_path)?;
+        let aws_config_changes = line_changes(&text, &new_text);
+        let credentials = self.read_credentials_text().await.unwrap_or_default();
+        let keys_in_credentials_file = plan
+            .sources
+            .iter()
+            .filter(|s| {
+                credfile::static_key(&credentials, &s.name, std::path::Path::new("")).is_ok()
+            })
+            .map(|s| s.name.clone())
+            .collect();
+        let mut outcome = ImportOutcome {
+            plan,
+            aws_config: aws_path.clone(),
+            aws_config_changes,
+            backup: None,
+            keys_in_credentials_file,
+        };
+        if dry_run {
+            return Ok(outcome);
         }
-        let cfg_path = self.inner.paths.config_file.clone();
-        let p = plan.clone();
-        let new_config = super::blocking::bounded(
-            "the config file edit",
-            move || -> Result<Config, config::Error> {
-                let mut ed = ConfigEditor::open(&cfg_path)?;
-                for s in &p.sources {
-                    ed.set_entry(
-                        "sources",
-                        &s.name,
-                        &[
-                            ("mfa_serial", s.mfa_serial.clone()),
-                            ("region", s.region.clone()),
-                        ],
-                    );
-                }
-                for n in &p.profiles {
-                    ed.set_entry(
-                        "profiles",
-                        &n.name,
-                        &[
-                            ("source", Some(n.source.clone())),
-                            ("role_arn", Some(n.role_arn.clone())),
-                            (
-                                "duration",
-                                n.duration
-                                    .map(|d| humantime::format_duration(d).to_string()),
-                            ),
-                            ("region", n.region.clone()),
-                            ("external_id", n.external_id.clone()),
-                            ("session_name", n.session_name.clone()),
-                        ],
-                    );
-                }
-                ed.save()
-            },
-        )
-        .await??;
-        self.set_config(new_config);
-        Ok(plan)
+        let p = outcome.plan.clone();
+        if !p.sources.is_empty() || !p.profiles.is_empty() {
+            let cfg_path = self.inner.paths.config_file.clone();
+            let new_config = super::blocking::bounded(
+                "the config file edit",
+                move || -> Result<Config, config::Error> {
+                    let mut ed = ConfigEditor::open(&cfg_path)?;
+                    for s in &p.sources {
+                        ed.set_entry(
+                            "sources",
+                            &s.name,
+                            &[
+                                ("mfa_serial", s.mfa_serial.clone()),
+                                ("region", s.region.clone()),
+                            ],
+                        );
+                    }
+                    for n in &p.profiles {
+                        ed.set_entry(
+                            "profiles",
+                            &n.name,
+                            &[
+                                ("source", Some(n.source.clone())),
+                                ("role_arn", Some(n.role_arn.clone())),
+                                (
+                                    "duration",
+                                    n.duration
+                                        .map(|d| humantime::format_duration(d).to_string()),
+                                ),
+                                ("region", n.region.clone()),
+                                ("external_id", n.external_id.clone()),
+                                ("session_name", n.session_name.clone()),
+                            ],
+                        );
+                    }
+                    ed.save()
+                },
+            )
+            .await??;
+            self.set_config(new_config);
+        }
+        if !outcome.aws_config_changes.is_empty() {
+            let backup = backup_path(&aws_path, std::time::SystemTime::now());
+            let at = backup.clone();
+            let changed = super::blocking::bounded("the aws config file edit", move || {
+                aws_file.apply_config_with_backup(&edits, &at)
+            })
+            .await??;
+            outcome.backup = changed.then_some(backup);
+        }
+        Ok(outcome)
     }
 
     /// Checks the setup and explains what to fix.

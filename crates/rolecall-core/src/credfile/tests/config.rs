@@ -351,3 +351,183 @@ proptest! {
         }
     }
 }
+
+// Issue 14: `rolecall import` comments out the role keys of the user's config profiles.
+
+fn comment_out(name: &str, keys: &[&str]) -> Edit<ProfileSection> {
+    Edit::CommentOut {
+        name: name.to_owned(),
+        keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+    }
+}
+
+const M: &str = COMMENTED_OUT_PREFIX;
+
+#[rstest]
+#[case::role_keys_only(
+    "# mine\n[profile dev]\nrole_arn = arn:x\nregion = eu-west-1\nsource_profile = work\noutput = json\n\n[profile work]\nrole_arn = keep\n",
+    "# mine\n[profile dev]\n{M}role_arn = arn:x\nregion = eu-west-1\n{M}source_profile = work\noutput = json\n\n[profile work]\nrole_arn = keep\n"
+)]
+#[case::crlf_spacing_and_key_case(
+    "[profile dev]\r\n  ROLE_ARN   :  arn:x  \r\nregion=x\r\n",
+    "[profile dev]\r\n{M}  ROLE_ARN   :  arn:x  \r\nregion=x\r\n"
+)]
+#[case::continuation_lines_go_with_their_key(
+    "[profile dev]\nrole_arn = a\n  b\n\n  c\n# note\nregion = x\n",
+    "[profile dev]\n{M}role_arn = a\n{M}  b\n\n{M}  c\n# note\nregion = x\n"
+)]
+#[case::last_line_without_newline(
+    "[profile dev]\nregion = x\nrole_arn = a",
+    "[profile dev]\nregion = x\n{M}role_arn = a"
+)]
+#[case::default_section("[default]\nrole_arn = a\n", "[default]\n{M}role_arn = a\n")]
+#[case::no_such_key("[profile dev]\nregion = x\n", "[profile dev]\nregion = x\n")]
+#[case::no_such_profile(
+    "[dev]\nrole_arn = a\n[sso-session dev]\nrole_arn = a\n",
+    "[dev]\nrole_arn = a\n[sso-session dev]\nrole_arn = a\n"
+)]
+fn issue_14_comment_out_turns_only_those_keys_into_comments(
+    #[case] user: &str,
+    #[case] expected: &str,
+) {
+    let name = if user.contains("[default]") {
+        "default"
+    } else {
+        "dev"
+    };
+    let edit = comment_out(name, &["role_arn", "source_profile"]);
+    assert_eq!(apply_config(user, &[edit]), expected.replace("{M}", M));
+}
+
+#[test]
+fn issue_14_comment_out_leaves_rolecalls_own_sections_alone() {
+    let ours = config_block("profile dev", "eu-west-1");
+    let edit = comment_out("dev", &["region", "x_rolecall_managed"]);
+    assert_eq!(apply_config(&ours, &[edit]), ours);
+}
+
+#[rstest]
+#[case::own_header("[profile x]\nregion = a\n  [profile dev]\nrole_arn = a\n", 3)]
+#[case::next_header("[profile dev]\nregion = a\n  [profile x]\nrole_arn = a\n", 3)]
+fn issue_14_comment_out_next_to_an_indented_header_is_refused(
+    #[case] user: &str,
+    #[case] line: usize,
+) {
+    let err = splice_config(user, &[comment_out("dev", &["role_arn"])], config_path());
+    assert!(
+        matches!(err, Err(Error::IndentedHeader { line: l, .. }) if l == line),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn issue_14_comment_out_of_an_ambiguous_profile_is_refused() {
+    let user = "[default]\nrole_arn = a\n[profile default]\nrole_arn = b\n";
+    let err = splice_config(
+        user,
+        &[comment_out("default", &["role_arn"])],
+        config_path(),
+    );
+    assert!(matches!(err, Err(Error::Duplicate { .. })), "{err:?}");
+}
+
+#[test]
+fn issue_14_a_commented_out_profile_cannot_be_taken_over_without_adopt() {
+    let user = "[profile dev]\nrole_arn = a\nregion = x\n";
+    let err = splice_config(
+        user,
+        &[comment_out("dev", &["role_arn"]), put("dev", "y")],
+        config_path(),
+    );
+    assert!(matches!(err, Err(Error::NotOwned { .. })), "{err:?}");
+}
+
+/// `profiles` without the `keys` of the section that `header` names (as the reader shows it).
+fn without_keys(mut profiles: Profiles, header: &str, keys: &[&str]) -> Profiles {
+    for (name, options) in profiles.iter_mut() {
+        if name.trim() == header {
+            options.retain(|k, _| !keys.iter().any(|gone| gone.eq_ignore_ascii_case(k)));
+        }
+    }
+    profiles
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn issue_14_comment_out_changes_only_what_readers_see_of_those_keys(
+        user in user_file(),
+        pick in any::<prop::sample::Index>(),
+        keys in prop::sample::subsequence(vec!["region", "output", "aws_access_key_id", "s3", "schlüssel"], 1..3),
+    ) {
+        prop_assume!(!user.names.is_empty());
+        let header = pick.get(&user.names).clone();
+        // sections that are no profile's are never touched (see the cases above)
+        let Some(name) = config_profile(&header) else {
+            return Ok(());
+        };
+        let out = match splice_config(&user.text, &[comment_out(&name, &keys)], config_path()) {
+            Ok(out) => out.to_string(),
+            // configparser may read an indented header as part of a value: refused
+            Err(Error::IndentedHeader { line, .. }) => {
+                let text = user.text.trim_start_matches(BOM);
+                let l = text.split('\n').nth(line - 1).unwrap_or_default();
+                prop_assert!(l.starts_with([' ', '\t']) && l.trim_start().starts_with('['), "{:?}", l);
+                return Ok(());
+            }
+            Err(Error::Duplicate { .. }) => {
+                let count = user.names.iter().filter(|n| config_profile(n).as_deref() == Some(&name)).count();
+                prop_assert!(count > 1);
+                return Ok(());
+            }
+            Err(e) => return Err(TestCaseError::fail(format!("{e}"))),
+        };
+        // line for line: a line is kept, or commented out whole
+        let (before, after): (Vec<&str>, Vec<&str>) =
+            (user.text.split('\n').collect(), out.split('\n').collect());
+        prop_assert_eq!(before.len(), after.len());
+        for (b, a) in before.iter().zip(&after) {
+            prop_assert!(a == b || a.strip_prefix(M) == Some(*b), "{:?} -> {:?}", b, a);
+        }
+        // configparser (botocore) sees the section without those keys, and nothing else moved
+        if let Ok(expected) = configparser(&user.text) {
+            prop_assert_eq!(configparser(&out), Ok(without_keys(expected, &header, &keys)), "{:?}", out);
+        }
+        // the Rust SDK too, where it reads the file's keys as configparser does (no indented
+        // lines, which it takes for continuations wherever they are)
+        let flush = user.text.lines().all(|l| l.trim().is_empty() || !l.starts_with([' ', '\t']));
+        if flush && let Ok(expected) = rust_sdk(&user.text) {
+            prop_assert_eq!(rust_sdk(&out), Ok(without_keys(expected, &header, &keys)), "{:?}", out);
+        }
+    }
+}
+
+#[test]
+fn issue_14_a_changed_config_file_is_backed_up_first_with_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".aws/config");
+    let backup = dir.path().join(".aws/config.rolecall-backup");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let user = "# mine\n[profile dev]\nrole_arn = a\nregion = x\n";
+    std::fs::write(&path, user).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let file = CredentialsFile::new(path.clone());
+    let edit = comment_out("dev", &["role_arn"]);
+    assert!(
+        file.apply_config_with_backup(std::slice::from_ref(&edit), &backup)
+            .unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("# mine\n[profile dev]\n{M}role_arn = a\nregion = x\n")
+    );
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), user);
+    let mode = std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    // nothing to change: nothing written, no backup made
+    std::fs::remove_file(&backup).unwrap();
+    assert!(!file.apply_config_with_backup(&[edit], &backup).unwrap());
+    assert!(!backup.exists());
+}
