@@ -48,6 +48,17 @@ fn the_settings_item_opens_one_settings_window() {
     app.click("Settings…");
     let first = app.wait_for_window(&xvfb, TITLE);
     assert_eq!(first.len(), 1, "{first:#?}");
+    // its page loaded and may call its commands (CSP, capability, handler)
+    let read = wait_until(Duration::from_secs(30), || {
+        app.log()
+            .contains("the settings window read the settings")
+            .then_some(())
+    });
+    assert!(
+        read.is_some(),
+        "the page never read the settings:\n{}",
+        app.log()
+    );
 
     // a second click brings that one forward instead of making another
     app.click("Settings…");

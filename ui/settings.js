@@ -108,7 +108,10 @@ function render(v) {
       // `upstream` reads "source NAME" or "profile NAME"
       const from = `from ${p.upstream}`;
       return listRow(p.profile, p.role_arn ? `${p.role_arn}, ${from}` : from,
-        describe(p), `state-${p.state}`, p.message, p.active ? "active" : null);
+        // what failed; a session waiting for a code says so in its badge (the tray's
+        // "Enter MFA code…" takes it)
+        describe(p), `state-${p.state}`, p.state === "error" ? p.message : null,
+        p.active ? "active" : null);
     }));
   }
 

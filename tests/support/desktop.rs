@@ -166,7 +166,8 @@ impl App {
             .env("DISPLAY", xvfb.display())
             // no accessibility bus: it would be one more process to stop
             .env("NO_AT_BRIDGE", "1")
-            .env("ROLECALL_LOG", "info")
+            // the commands' debug lines say what a page asked for
+            .env("ROLECALL_LOG", "info,rolecall_app::commands=debug")
             .spawn("rolecall-app", &log);
         let bus = world.keyring.address().to_owned();
         let mut app = App {

@@ -52,6 +52,7 @@ pub async fn read_settings(
     state: State<'_, AppState>,
 ) -> Result<SettingsView, CommandError> {
     let config = state.backend.config().await?;
+    tracing::debug!("the settings window read the settings");
     Ok(view(&app, &state, &config).await)
 }
 
