@@ -293,3 +293,58 @@ fn the_tray_icon_and_tooltip_say_all_fresh_or_who_needs_a_code() {
         "{title} does not name who needs a code"
     );
 }
+
+/// Issue 12: what needs the user is notified once, with a "Renew" action where the server
+/// has actions (dunst does); invoking it opens the MFA popup; failures of profiles whose
+/// source waits for a code, and passes that fail again, add no notification.
+#[test]
+fn a_notification_offers_renew_which_opens_the_mfa_popup_and_is_not_repeated() {
+    let world = World::start();
+    world.setup(crate::support::CONFIG);
+    let xvfb = Xvfb::start(&world);
+    let notifications = Notifications::start(&world, &xvfb);
+    let app = App::start(&world, &xvfb);
+    notifications.wait_for("Rolecall needs an MFA code", &app);
+    let calls = notifications.calls();
+    assert_eq!(calls.len(), 1, "one notification:\n{calls:#?}");
+    assert!(
+        calls[0].contains("string \"renew\"") && calls[0].contains("string \"Renew\""),
+        "no Renew action in:\n{}",
+        calls[0]
+    );
+
+    notifications.invoke_action(&world);
+    let opened = wait_until(Duration::from_secs(30), || {
+        app.log()
+            .contains("notification's Renew: opening the MFA popup")
+            .then_some(())
+    });
+    assert!(opened.is_some(), "Renew did nothing:\n{}", app.log());
+    let windows = crate::support::TestCommand::new("xwininfo", world.sandbox.env())
+        .env("DISPLAY", xvfb.display())
+        .args(["-root", "-tree"])
+        .run()
+        .success();
+    assert!(
+        windows.stdout.contains("Rolecall: MFA code"),
+        "no MFA window:\n{}",
+        windows.stdout
+    );
+
+    // each pass fails every profile again (no code): nothing new to notify
+    let skipped = || app.log().matches("already notified").count();
+    for round in 1..=2 {
+        let before = skipped();
+        app.click("Refresh all");
+        let seen = wait_until(Duration::from_secs(30), || {
+            (skipped() >= before + 3).then_some(())
+        });
+        assert!(
+            seen.is_some(),
+            "round {round}: the failures were not seen:\n{}",
+            app.log()
+        );
+    }
+    let calls = notifications.calls();
+    assert_eq!(calls.len(), 1, "notified again:\n{calls:#?}");
+}
