@@ -293,3 +293,121 @@ fn the_tray_icon_and_tooltip_say_all_fresh_or_who_needs_a_code() {
         "{title} does not name who needs a code"
     );
 }
+
+/// Issue 12: what needs the user is notified once, with a "Renew" action where the server
+/// has actions (dunst does); invoking it opens the MFA popup; failures of profiles whose
+/// source waits for a code, and passes that fail again, add no notification.
+#[test]
+fn a_notification_offers_renew_which_opens_the_mfa_popup_and_is_not_repeated() {
+    let world = World::start();
+    world.setup(crate::support::CONFIG);
+    let xvfb = Xvfb::start(&world);
+    let notifications = Notifications::start(&world, &xvfb);
+    let app = App::start(&world, &xvfb);
+    notifications.wait_for("Rolecall needs an MFA code", &app);
+    let calls = notifications.calls();
+    assert_eq!(calls.len(), 1, "one notification:\n{calls:#?}");
+    assert!(
+        calls[0].contains("string \"renew\"") && calls[0].contains("string \"Renew\""),
+        "no Renew action in:\n{}",
+        calls[0]
+    );
+
+    notifications.invoke_action(&world);
+    let opened = wait_until(Duration::from_secs(30), || {
+        app.log()
+            .contains("notification's Renew: opening the MFA popup")
+            .then_some(())
+    });
+    assert!(opened.is_some(), "Renew did nothing:\n{}", app.log());
+    let windows = crate::support::TestCommand::new("xwininfo", world.sandbox.env())
+        .env("DISPLAY", xvfb.display())
+        .args(["-root", "-tree"])
+        .run()
+        .success();
+    assert!(
+        windows.stdout.contains("Rolecall: MFA code"),
+        "no MFA window:\n{}",
+        windows.stdout
+    );
+
+    // each pass fails every profile again (no code): nothing new to notify
+    let skipped = || app.log().matches("already notified").count();
+    for round in 1..=2 {
+        let before = skipped();
+        app.click("Refresh all");
+        let seen = wait_until(Duration::from_secs(30), || {
+            (skipped() >= before + 3).then_some(())
+        });
+        assert!(
+            seen.is_some(),
+            "round {round}: the failures were not seen:\n{}",
+            app.log()
+        );
+    }
+    let calls = notifications.calls();
+    assert_eq!(calls.len(), 1, "notified again:\n{calls:#?}");
+}
+
+/// Issue 12: credentials that expire within `notify_before` and cannot be renewed without the
+/// user (their MFA session is gone) are notified once, with "Renew", which opens the popup.
+#[test]
+fn credentials_expiring_without_a_code_are_notified_once_with_renew() {
+    let world = refreshed_world();
+    // the MFA session is gone and dev-admin has 3 minutes left: its renewal needs a code
+    world.keyring.clear("rolecall", "session:bastion");
+    let text = world.credentials();
+    let was = crate::support::credfile::expiration(&text, "dev-admin").expect("an expiry");
+    let soon = std::time::SystemTime::now() + Duration::from_secs(180);
+    // in [dev-admin]'s section (the others were renewed in the same second)
+    let at = text.find("[dev-admin]").expect("a [dev-admin] section");
+    let edited = format!(
+        "{}{}",
+        &text[..at],
+        text[at..].replacen(
+            &format!(
+                "x_rolecall_expiration = {}",
+                humantime::format_rfc3339_seconds(was)
+            ),
+            &format!(
+                "x_rolecall_expiration = {}",
+                humantime::format_rfc3339_seconds(soon)
+            ),
+            1,
+        )
+    );
+    assert_ne!(edited, text);
+    world
+        .sandbox
+        .write(world.sandbox.credentials_path(), &edited);
+    let xvfb = Xvfb::start(&world);
+    let notifications = Notifications::start(&world, &xvfb);
+    let app = App::start(&world, &xvfb);
+    notifications.wait_for("dev-admin: credentials expire soon", &app);
+    let expiring: Vec<String> = notifications
+        .calls()
+        .into_iter()
+        .filter(|c| c.contains("expire soon"))
+        .collect();
+    assert_eq!(expiring.len(), 1, "{expiring:#?}");
+    assert!(
+        expiring[0].contains("string \"Renew\""),
+        "no Renew in:\n{}",
+        expiring[0]
+    );
+
+    // a pass that fails again adds nothing for the same expiry
+    let skipped = || app.log().matches("already notified").count();
+    let before = skipped();
+    app.click("Refresh all");
+    let seen = wait_until(Duration::from_secs(30), || {
+        (skipped() > before).then_some(())
+    });
+    assert!(seen.is_some(), "the failure was not seen:\n{}", app.log());
+    let again = notifications
+        .calls()
+        .into_iter()
+        .filter(|c| c.contains("expire soon"))
+        .count();
+    assert_eq!(again, 1, "notified again:\n{}", app.log());
+}

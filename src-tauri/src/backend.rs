@@ -233,6 +233,21 @@ impl Backend {
         Ok(on_blocking_pool(move || rolecall_core::change_settings(&path, &change)).await??)
     }
 
+    /// The MFA device of `source`, from the config file (`None` when it has none, or the
+    /// file cannot be read: the popup then names the source alone).
+    pub fn mfa_serial(&self, source: &str) -> Option<String> {
+        let config = match self {
+            Backend::Hosted { engine, .. } => engine.config(),
+            Backend::Attached { .. } => {
+                std::sync::Arc::new(Config::load(&self.config_file()).ok()?)
+            }
+        };
+        config
+            .sources
+            .get(source)
+            .and_then(|s| s.mfa_serial.clone())
+    }
+
     /// The config file in force.
     pub fn config_file(&self) -> PathBuf {
         match self {

@@ -41,6 +41,7 @@ const REDRAW_EVERY: Duration = Duration::from_secs(60);
 pub struct AppState {
     backend: Arc<Backend>,
     windows: Windows,
+    notifier: notify::Notifier,
     tray: OnceLock<Tray>,
     /// Asks the redraw task to redraw now.
     redraw: mpsc::Sender<Option<Event>>,
@@ -80,6 +81,7 @@ fn main() -> ExitCode {
             let state = AppState {
                 backend: Arc::clone(&backend),
                 windows: Windows::default(),
+                notifier: notify::Notifier::default(),
                 tray: OnceLock::new(),
                 redraw: redraw.clone(),
                 tasks: TaskTracker::new(),
@@ -149,6 +151,10 @@ async fn redraws(app: AppHandle, mut changes: mpsc::Receiver<Option<Event>>) {
     // not at login, where the app opens no window by itself
     let mut first = !state.hidden;
     let mut live = state.backend.live();
+    // every profile as last shown, and the events still to act on (after the redraw they
+    // caused, so the profiles are as recent as can be)
+    let mut shown: Vec<rolecall_core::ProfileStatus> = Vec::new();
+    let mut pending: Vec<Event> = Vec::new();
     loop {
         if let Some(view) = live.as_mut() {
             view.mark_unchanged();
@@ -168,8 +174,12 @@ async fn redraws(app: AppHandle, mut changes: mpsc::Receiver<Option<Event>>) {
                 {
                     tracing::warn!(error = %e, "cannot update the tray menu");
                 }
+                shown = profiles;
             }
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot read the profiles' status"),
+        }
+        for event in pending.drain(..) {
+            on_event(&app, event, &shown);
         }
         let view_changed = async {
             match live.as_mut() {
@@ -192,25 +202,49 @@ async fn redraws(app: AppHandle, mut changes: mpsc::Receiver<Option<Event>>) {
                 None => return,
             },
         };
-        let mut pending = vec![first];
+        pending.extend(first);
         while let Ok(more) = changes.try_recv() {
-            pending.push(more);
+            pending.extend(more);
         }
-        for event in pending.into_iter().flatten() {
-            let shown = event.clone();
+    }
+}
+
+/// Notifies what needs the user (once per profile and expiry), with a "Renew" that opens the
+/// MFA popup; opens the popup when the engine asks for a code.
+fn on_event(app: &AppHandle, event: Event, profiles: &[rolecall_core::ProfileStatus]) {
+    let state = app.state::<AppState>();
+    match state.notifier.take(&event, profiles) {
+        Some(note) => {
+            let (app, stop) = (app.clone(), state.stop.clone());
             tauri::async_runtime::spawn(state.tasks.track_future(async move {
-                notify::event(&shown).await;
+                notify::show(note, stop, move |source| open_mfa_for(&app, source)).await;
             }));
-            if let Event::MfaRequired { source, mfa_serial } = event {
-                let prompt = MfaPrompt {
-                    source,
-                    mfa_serial: Some(mfa_serial),
-                };
-                if let Err(e) = state.windows.open_mfa(&app, prompt) {
-                    tracing::warn!(error = %e, "cannot open the MFA window");
-                }
-            }
         }
+        None if notify::needs_user(&event) => {
+            tracing::info!(%event, "already notified (same profile and expiry, or waits for a code)");
+        }
+        None => {}
+    }
+    if let Event::MfaRequired { source, mfa_serial } = event {
+        let prompt = MfaPrompt {
+            source,
+            mfa_serial: Some(mfa_serial),
+        };
+        if let Err(e) = state.windows.open_mfa(app, prompt) {
+            tracing::warn!(error = %e, "cannot open the MFA window");
+        }
+    }
+}
+
+/// Opens (or focuses) the MFA popup of `source` (a notification's "Renew").
+fn open_mfa_for(app: &AppHandle, source: String) {
+    let state = app.state::<AppState>();
+    let prompt = MfaPrompt {
+        mfa_serial: state.backend.mfa_serial(&source),
+        source,
+    };
+    if let Err(e) = state.windows.open_mfa(app, prompt) {
+        tracing::warn!(error = %e, "cannot open the MFA window");
     }
 }
 

@@ -123,6 +123,28 @@ impl Notifications {
         Notifications { monitor, server }
     }
 
+    /// Every `Notify` call seen so far, as dbus-monitor printed them.
+    pub fn calls(&self) -> Vec<String> {
+        self.monitor
+            .log()
+            .split("method call ")
+            .filter(|c| c.contains("member=Notify"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Invokes the action of the notification dunst shows first (`dunstctl action 0`: with
+    /// one action, dunst invokes it).
+    pub fn invoke_action(&self, world: &World) {
+        let mut env = world.sandbox.env();
+        env.extend(world.keyring.env());
+        TestCommand::new("dunstctl", env)
+            .args(["action", "0"])
+            .timeout(Duration::from_secs(30))
+            .run()
+            .success();
+    }
+
     /// Waits until a `Notify` call carrying `text` went over the bus.
     pub fn wait_for(&self, text: &str, app: &App) {
         let seen = wait_until(Duration::from_secs(30), || {

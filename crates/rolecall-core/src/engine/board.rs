@@ -72,6 +72,8 @@ impl Episodes {
 pub(crate) struct Board {
     live: Mutex<BTreeMap<String, Live>>,
     view: watch::Sender<LiveView>,
+    /// The next view is news whatever it shows (a resume: the time left jumped).
+    view_stale: AtomicBool,
     episodes: Episodes,
     started: Mutex<BTreeSet<String>>,
     reloads: AtomicU64,
@@ -107,11 +109,23 @@ impl Board {
     /// The scheduler's live view replaces the previous one; receivers are told only when it
     /// shows something new (not for the seconds left alone).
     pub(crate) fn publish_view(&self, view: LiveView) {
+        let stale = self.view_stale.swap(false, Ordering::SeqCst);
         self.view.send_if_modified(|old| {
-            let news = !old.same_as(&view);
+            let news = stale || !old.same_as(&view);
             *old = view;
             news
         });
+    }
+
+    /// The next view published is news to its receivers even if only the time left changed:
+    /// after a suspend or a jump of the clock, a shell redraws at once.
+    pub(crate) fn view_is_stale(&self) {
+        self.view_stale.store(true, Ordering::SeqCst);
+    }
+
+    /// A receiver of the live view.
+    pub(crate) fn subscribe_view(&self) -> watch::Receiver<LiveView> {
+        self.view.subscribe()
     }
 
     /// The sources whose session started since the last call.
@@ -241,6 +255,7 @@ impl EngineHandle {
     /// other platforms (and tests) may call it themselves.
     pub fn resumed(&self) {
         tracing::info!("resumed from suspend; re-planning");
+        self.inner.board.view_is_stale();
         self.wake();
     }
 
@@ -249,7 +264,7 @@ impl EngineHandle {
     /// engine ([`crate::scheduler::run`], which [`crate::host::start`] starts); empty, with
     /// `at: None`, while none runs.
     pub fn live(&self) -> watch::Receiver<LiveView> {
-        self.inner.board.view.subscribe()
+        self.inner.board.subscribe_view()
     }
 
     /// What a running scheduler shares with the engine.
@@ -298,6 +313,13 @@ mod tests {
         board.publish_view(view(4500, State::Expiring, 500));
         assert!(rx.has_changed().unwrap());
         rx.mark_unchanged();
+        // after a resume, the time left alone is news (once)
+        board.view_is_stale();
+        board.publish_view(view(4560, State::Expiring, 440));
+        assert!(rx.has_changed().unwrap(), "a resume redraws");
+        rx.mark_unchanged();
+        board.publish_view(view(4620, State::Expiring, 380));
+        assert!(!rx.has_changed().unwrap(), "then only news again");
         board.stop();
         assert!(rx.has_changed().unwrap());
         assert_eq!(*rx.borrow(), LiveView::default(), "no scheduler, no view");

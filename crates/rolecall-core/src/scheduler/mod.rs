@@ -104,6 +104,9 @@ pub(crate) trait Backend: Send + Sync {
     fn reloads(&self) -> u64;
     /// What wakes the loop (a wake, a resume, a reload, a started session).
     fn wake_signal(&self) -> &Notify;
+    /// The wall clock jumped (a suspend nobody reported, or the clock was set): the next live
+    /// view is news even if only the time left changed.
+    fn clock_jumped(&self);
     /// A digest of the credentials file's metadata and its directory's (size, times, mode,
     /// inode): changes when the file is written or its permissions change. `None`: cannot tell.
     fn file_stamp(&self) -> impl Future<Output = Option<u64>> + Send;
@@ -148,6 +151,11 @@ impl Backend for EngineHandle {
 
     fn wake_signal(&self) -> &Notify {
         self.board().wake_signal()
+    }
+
+    fn clock_jumped(&self) {
+        tracing::info!("the wall clock jumped (a suspend, or the clock was set); re-planning");
+        self.board().view_is_stale();
     }
 
     async fn file_stamp(&self) -> Option<u64> {
@@ -315,6 +323,7 @@ pub(crate) async fn drive<B: Backend>(
         // at the wall clock in between (no file read, no work: at most one wake-up per MAX_NAP)
         let until = wake.map(|d| now + d);
         loop {
+            let (wall, mono) = (b.wall_now(), Instant::now());
             let nap = match until {
                 Some(t) => t
                     .duration_since(b.wall_now())
@@ -345,12 +354,30 @@ pub(crate) async fn drive<B: Backend>(
                 }
                 () = b.wake_signal().notified() => break,
                 () = sleep => {
+                    if jumped(wall, b.wall_now(), mono.elapsed()) {
+                        b.clock_jumped();
+                        break;
+                    }
                     if until.is_none_or(|t| b.wall_now() >= t) {
                         break;
                     }
                 }
             }
         }
+    }
+}
+
+/// How far the wall clock may run from the monotonic one over a nap before it counts as a
+/// jump (NTP slews far slower than this).
+const JUMP_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether the wall clock went from `before` to `after` while the monotonic clock counted
+/// `elapsed`, give or take [`JUMP_SLACK`]: a suspend the monotonic clock did not count, or the
+/// clock set forward or back.
+fn jumped(before: SystemTime, after: SystemTime, elapsed: std::time::Duration) -> bool {
+    match after.duration_since(before) {
+        Ok(wall) => wall.abs_diff(elapsed) > JUMP_SLACK,
+        Err(back) => back.duration() + elapsed > JUMP_SLACK,
     }
 }
 
@@ -497,7 +524,8 @@ mod tests {
         calls: Mutex<Vec<Call>>,
         reads: Mutex<usize>,
         stamp: Mutex<u64>,
-        view: tokio::sync::watch::Sender<LiveView>,
+        /// Only for its live view.
+        board: board::Board,
     }
 
     impl Backend for Fake {
@@ -520,7 +548,11 @@ mod tests {
         }
 
         fn publish_live(&self, _: BTreeMap<String, Live>, view: LiveView) {
-            self.view.send_replace(view);
+            self.board.publish_view(view);
+        }
+
+        fn clock_jumped(&self) {
+            self.board.view_is_stale();
         }
 
         fn take_started(&self) -> BTreeSet<String> {
@@ -623,7 +655,7 @@ mod tests {
             calls: Mutex::new(Vec::new()),
             reads: Mutex::new(0),
             stamp: Mutex::new(1),
-            view: tokio::sync::watch::Sender::default(),
+            board: board::Board::default(),
         })
     }
 
@@ -776,7 +808,7 @@ role_arn = "arn:aws:iam::222222222222:role/A"
     async fn issue_12_entering_the_expiring_window_is_announced_when_it_happens() {
         let f = fake(ONE, &[("a", 3600)], Reply::Throttled);
         let mut rx = f.events.subscribe();
-        let view = f.view.subscribe();
+        let view = f.board.subscribe_view();
         let (stop, _task) = start(&f);
         settle().await;
         // the renewal (up to a minute before the window) fails and is retried
@@ -803,13 +835,65 @@ role_arn = "arn:aws:iam::222222222222:role/A"
         stop.cancel();
     }
 
+    /// Issue 12: after a suspend nobody reported (the wall clock jumped, nothing came due),
+    /// the live view is news within a nap, so a shell redraws the time left; the minutes that
+    /// pass otherwise are not.
+    #[tokio::test(start_paused = true)]
+    async fn issue_12_after_a_clock_jump_the_live_view_is_news_even_if_no_state_changed() {
+        let f = fake(
+            TWO,
+            &[("a", 10 * 3600), ("b", 10 * 3600)],
+            Reply::Renewed(3600),
+        );
+        let mut view = f.board.subscribe_view();
+        let (stop, _task) = start(&f);
+        settle().await;
+        assert!(view.has_changed().unwrap());
+        view.mark_unchanged();
+        *f.clock.jumped.lock().unwrap() = secs(1800);
+        let jumped_at = Instant::now();
+        for _ in 0..MAX_NAP.as_secs() {
+            advance(secs(1)).await;
+            if view.has_changed().unwrap() {
+                break;
+            }
+        }
+        assert!(view.has_changed().unwrap(), "no redraw after the jump");
+        let elapsed = (Instant::now() - jumped_at).as_secs();
+        let left = view.borrow_and_update().profiles[0].seconds_left;
+        assert_eq!(
+            left,
+            Some(10 * 3600 - 1800 - elapsed),
+            "the time left after it"
+        );
+        assert!(f.calls().is_empty(), "nothing was due");
+        for _ in 0..10 {
+            advance(secs(60)).await;
+        }
+        assert!(
+            !view.has_changed().unwrap(),
+            "the minutes alone are no news"
+        );
+        stop.cancel();
+    }
+
+    #[test]
+    fn a_jump_is_the_wall_clock_running_away_from_the_monotonic_one() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let s = Duration::from_secs;
+        assert!(!jumped(t, t + s(120), s(120)));
+        assert!(!jumped(t, t + s(122), s(120)), "a little drift");
+        assert!(jumped(t, t + s(3600), s(120)), "a suspend");
+        assert!(jumped(t, t - s(60), s(120)), "set back");
+    }
+
     /// Issue 12: a profile renewed on schedule never shows a change (fresh stays fresh), and one
     /// renewed from missing is announced fresh once.
     #[tokio::test(start_paused = true)]
     async fn renewals_on_schedule_announce_no_state_change() {
         let f = fake(TWO, &[("a", 3600)], Reply::Renewed(3600));
         let mut rx = f.events.subscribe();
-        let view = f.view.subscribe();
+        let view = f.board.subscribe_view();
         let (stop, _task) = start(&f);
         settle().await;
         let events = drain(&mut rx);
