@@ -69,5 +69,10 @@ demo: deps build ## a throwaway HOME, a local STS, a demo key with MFA and three
 run: deps build ## the tray app in your panel on the demo set-up (throwaway HOME, local STS, private keychain)
 	@bash installers/demo.sh --app
 
+# not in `make test`: needs Debian's xfce4-panel and xdotool too (installers/screenshots.sh)
+.PHONY: screenshots
+screenshots: deps build ## docs/screenshots/tray-*.png from the real app on the demo, under Xvfb
+	@bash installers/screenshots.sh
+
 clean:
 	rm -rf $(BUILD) target

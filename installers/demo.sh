@@ -87,7 +87,9 @@ source = "dev-admin"
 role_arn = "arn:aws:iam::444444444444:role/Audit"
 TOML
 if $app_mode; then
-  app=$root/target/debug/rolecall-app
+  # ROLECALL_DEMO_APP: a program run in the app's place (installers/screenshots.sh starts the
+  # real app from it, photographs it and quits it)
+  app=${ROLECALL_DEMO_APP:-$root/target/debug/rolecall-app}
   [ -x "$app" ] || { echo "run: build first: make build" >&2; exit 2; }
   [ -n "$user_bus" ] && [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] ||
     { echo "run: needs a desktop session (DISPLAY and a session bus)" >&2; exit 2; }
