@@ -411,3 +411,42 @@ fn credentials_expiring_without_a_code_are_notified_once_with_renew() {
         .count();
     assert_eq!(again, 1, "notified again:\n{}", app.log());
 }
+
+/// Issue 12: the MFA popup the engine opened closes by itself when the code is given some
+/// other way (here `rolecall refresh --mfa-code` at a terminal, through the app's agent), so
+/// no stale window asks for a code nothing needs any more.
+#[test]
+fn the_mfa_popup_closes_when_the_code_is_given_at_a_terminal() {
+    let world = World::start();
+    // no refresh: the first pass needs an MFA code, and the app opens the popup
+    world.setup(crate::support::CONFIG);
+    let xvfb = Xvfb::start(&world);
+    let app = App::start(&world, &xvfb);
+    app.wait_for_window(&xvfb, "Rolecall: MFA code");
+    app.wait_for_menu("profiles waiting for a code", |m| {
+        profiles(m)
+            .iter()
+            .any(|(l, _)| l.ends_with("needs an MFA code"))
+    });
+
+    world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let closed = wait_until(Duration::from_secs(30), || {
+        let open = app
+            .windows(&xvfb)
+            .iter()
+            .any(|w| w.title == "Rolecall: MFA code");
+        (!open).then_some(())
+    });
+    assert!(
+        closed.is_some(),
+        "the popup stayed open after the code was given:\n{}",
+        app.log()
+    );
+    app.wait_for_menu("every profile renewed", |m| {
+        let p = profiles(m);
+        !p.is_empty() && p.iter().all(|(l, _)| l.ends_with(" left"))
+    });
+}

@@ -174,6 +174,9 @@ async fn redraws(app: AppHandle, mut changes: mpsc::Receiver<Option<Event>>) {
                 {
                     tracing::warn!(error = %e, "cannot update the tray menu");
                 }
+                state.windows.close_answered(&app, &|source| {
+                    profiles.iter().any(|p| p.source == source && p.needs_mfa())
+                });
                 shown = profiles;
             }
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot read the profiles' status"),
@@ -230,7 +233,7 @@ fn on_event(app: &AppHandle, event: Event, profiles: &[rolecall_core::ProfileSta
             source,
             mfa_serial: Some(mfa_serial),
         };
-        if let Err(e) = state.windows.open_mfa(app, prompt) {
+        if let Err(e) = state.windows.open_mfa(app, prompt, true) {
             tracing::warn!(error = %e, "cannot open the MFA window");
         }
     }
@@ -243,7 +246,7 @@ fn open_mfa_for(app: &AppHandle, source: String) {
         mfa_serial: state.backend.mfa_serial(&source),
         source,
     };
-    if let Err(e) = state.windows.open_mfa(app, prompt) {
+    if let Err(e) = state.windows.open_mfa(app, prompt, false) {
         tracing::warn!(error = %e, "cannot open the MFA window");
     }
 }
@@ -271,7 +274,7 @@ async fn act(app: &AppHandle, action: Action) -> anyhow::Result<()> {
         }
         Action::EnterMfaCode => {
             if let Some(prompt) = backend.mfa_target().await? {
-                state.windows.open_mfa(app, prompt)?;
+                state.windows.open_mfa(app, prompt, false)?;
             }
         }
         Action::OpenConfig => open_in_editor(backend.config_file()).await?,

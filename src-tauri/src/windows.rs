@@ -20,17 +20,24 @@ pub struct MfaPrompt {
     pub mfa_serial: Option<String>,
 }
 
+/// An open MFA popup.
+struct MfaWindow {
+    prompt: MfaPrompt,
+    /// A profile of its source was seen waiting for a code while it was open.
+    awaited: bool,
+}
+
 /// The open MFA popups.
 #[derive(Default)]
 pub struct Windows {
-    mfa: Mutex<BTreeMap<String, MfaPrompt>>,
+    mfa: Mutex<BTreeMap<String, MfaWindow>>,
     next: std::sync::atomic::AtomicU64,
     /// Held while the Settings window is looked for and made, so two clicks make one.
     settings: Mutex<()>,
 }
 
 impl Windows {
-    fn mfa(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, MfaPrompt>> {
+    fn mfa(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, MfaWindow>> {
         match self.mfa.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -39,22 +46,54 @@ impl Windows {
 
     /// The prompt of the popup labelled `label`.
     pub fn mfa_prompt(&self, label: &str) -> Option<MfaPrompt> {
-        self.mfa().get(label).cloned()
+        self.mfa().get(label).map(|w| w.prompt.clone())
     }
 
-    /// Opens (or focuses) the MFA popup of `prompt.source`.
-    pub fn open_mfa(&self, app: &AppHandle, prompt: MfaPrompt) -> tauri::Result<()> {
+    /// Closes the popups whose code was given some other way: their source was waiting for a
+    /// code while they were open (`waiting` says which sources wait now) and no longer is
+    /// (`rolecall refresh --mfa-code`, another popup, the agent). A popup opened from the tray
+    /// while nothing waited stays: the user asked for it.
+    pub fn close_answered(&self, app: &AppHandle, waiting: &dyn Fn(&str) -> bool) {
+        let answered: Vec<String> = self
+            .mfa()
+            .iter_mut()
+            .filter_map(|(label, w)| {
+                if waiting(&w.prompt.source) {
+                    w.awaited = true;
+                    None
+                } else {
+                    w.awaited.then(|| label.clone())
+                }
+            })
+            .collect();
+        for label in answered {
+            if let Some(window) = app.get_webview_window(&label) {
+                tracing::info!(window = %label, "the code was given elsewhere; closing the MFA popup");
+                if let Err(e) = window.close() {
+                    tracing::warn!(error = %e, "cannot close the MFA popup");
+                }
+            }
+        }
+    }
+
+    /// Opens (or focuses) the MFA popup of `prompt.source`; `awaited`: the engine asked for
+    /// this code (so the popup closes by itself when the code is given elsewhere).
+    pub fn open_mfa(&self, app: &AppHandle, prompt: MfaPrompt, awaited: bool) -> tauri::Result<()> {
         let existing = self
             .mfa()
-            .iter()
-            .find(|(_, p)| p.source == prompt.source)
-            .map(|(l, _)| l.clone());
+            .iter_mut()
+            .find(|(_, w)| w.prompt.source == prompt.source)
+            .map(|(l, w)| {
+                w.awaited |= awaited;
+                l.clone()
+            });
         if let Some(window) = existing.and_then(|l| app.get_webview_window(&l)) {
             return window.set_focus();
         }
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let label = format!("mfa-{n}");
-        self.mfa().insert(label.clone(), prompt);
+        self.mfa()
+            .insert(label.clone(), MfaWindow { prompt, awaited });
         let built = WebviewWindowBuilder::new(app, &label, WebviewUrl::App("mfa.html".into()))
             .title("Rolecall: MFA code")
             .inner_size(380.0, 260.0)
