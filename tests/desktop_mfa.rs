@@ -125,3 +125,78 @@ fn a_wrong_code_shows_the_error_in_the_popup_and_a_pasted_retry_succeeds() {
     );
     driver.wait_closed();
 }
+
+/// Runs a program on a pseudo-terminal and copies what it prints to stdout as it comes; exits
+/// with the program's status. Nobody types: the code is given in the popup.
+const ON_A_TERMINAL: &str = r#"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+while True:
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    sys.stdout.buffer.write(chunk)
+    sys.stdout.flush()
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+
+#[test]
+fn a_terminal_refresh_needing_a_code_completes_once_the_popup_gets_it() {
+    let world = world_needing_a_code();
+    let xvfb = Xvfb::start(&world);
+    let driver = Driver::launch_app(&world, &xvfb);
+    wait_for_prompt(&driver);
+
+    // `rolecall refresh` at a terminal while the app hosts the agent: it asks the app, which
+    // needs a code for bastion too
+    let mut refresh = world
+        .rolecall
+        .python(ON_A_TERMINAL)
+        .arg(crate::support::rolecall_bin())
+        .arg("refresh")
+        .spawn(
+            "rolecall refresh",
+            &world.sandbox.log_path("refresh-on-a-terminal"),
+        );
+    let asked = wait_until(Duration::from_secs(30), || {
+        refresh
+            .log()
+            .contains("MFA code for source bastion")
+            .then_some(())
+    });
+    assert!(
+        asked.is_some(),
+        "refresh did not come to need a code:\n{}",
+        refresh.log()
+    );
+    assert_eq!(world.credentials(), "");
+
+    driver.type_into("#code", CODE);
+    let status = refresh.wait_timeout(Duration::from_secs(30));
+    let screen = refresh.log();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "refresh did not complete after the code went into the popup ({status:?}):\n{screen}\n{}",
+        driver.log()
+    );
+    assert_contains!(screen, "given in the Rolecall app");
+    assert_not_contains!(screen, "FAILED");
+    // the popup's code renewed them all; the command reports each as valid
+    for profile in ["dev-admin", "audit", "session"] {
+        assert!(
+            screen.lines().any(|l| l.starts_with(profile)
+                && (l.contains("renewed") || l.contains("still valid until"))),
+            "{profile} not reported valid:\n{screen}"
+        );
+    }
+    wait_for_roles_written(&world, &driver);
+    // one session, started by the popup's code: the terminal was never answered
+    assert_eq!(codes_sent(&world), vec![CODE.to_owned()]);
+    driver.wait_closed();
+}

@@ -20,23 +20,26 @@ impl MfaPrompter for TerminalPrompt {
             if !std::io::stdin().is_terminal() {
                 return None;
             }
-            tokio::task::spawn_blocking(move || {
-                ask_code(|note| {
-                    if let Some(note) = note {
-                        eprintln!("{note}");
-                    }
-                    eprint!("MFA code for source {source} ({serial}): ");
-                    let _ = std::io::stderr().flush();
-                    let mut line = String::new();
-                    std::io::stdin().lock().read_line(&mut line).ok()?;
-                    Some(line)
-                })
-            })
-            .await
-            .ok()
-            .flatten()
+            tokio::task::spawn_blocking(move || read_code(&source, &serial))
+                .await
+                .ok()
+                .flatten()
         })
     }
+}
+
+/// Prompts on stderr and reads the code from stdin (blocking).
+fn read_code(source: &str, serial: &str) -> Option<String> {
+    ask_code(|note| {
+        if let Some(note) = note {
+            eprintln!("{note}");
+        }
+        eprint!("MFA code for source {source} ({serial}): ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).ok()?;
+        Some(line)
+    })
 }
 
 /// How many times a person may mistype a code before the prompt gives up.
@@ -117,9 +120,19 @@ impl MfaPrompter for TtyPrompt {
     }
 }
 
-/// Asks the terminal for `source`'s MFA code (`None` without a terminal or an answer).
+/// Asks the terminal for `source`'s MFA code (`None` without a terminal or an answer). The
+/// caller may stop waiting (the code came another way): the read runs on its own thread, which
+/// the process does not wait for at exit, unlike a runtime's blocking pool.
 pub async fn ask_mfa(source: &str, mfa_serial: &str) -> Option<String> {
-    TerminalPrompt.mfa_code(source, mfa_serial).await
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (source, serial) = (source.to_string(), mfa_serial.to_string());
+    std::thread::spawn(move || {
+        let _ = tx.send(read_code(&source, &serial));
+    });
+    rx.await.ok().flatten()
 }
 
 /// Reads the access key id and secret: prompted without echo on a terminal, else two lines
