@@ -60,7 +60,8 @@ fn a_code_typed_in_the_popup_starts_the_session_and_writes_the_roles() {
     let xvfb = Xvfb::start(&world);
     let driver = Driver::launch_app(&world, &xvfb);
     let what = wait_for_prompt(&driver);
-    assert_contains!(what, "Source bastion");
+    assert_contains!(what, "Source");
+    assert_contains!(what, "Device");
 
     // five digits are not a code yet: nothing is sent
     driver.type_into("#code", &CODE[..5]);
