@@ -6,10 +6,15 @@
 //! by itself at start (that first window is the one the WebDriver session drives).
 
 use crate::support::credfile::{expiration, key_id, value};
-use crate::support::{CONFIG, Driver, Fault, MFA_SERIAL, World, Xvfb, wait_until};
+use crate::support::{
+    CONFIG, Driver, Fault, MFA_SERIAL, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, World, Xvfb,
+    wait_until,
+};
 use std::time::Duration;
 
 const CODE: &str = "123456";
+/// A second source's MFA device.
+const BOB: &str = "arn:aws:iam::123456789012:mfa/bob";
 
 /// A world whose key is stored and whose config is written, but no session started: the app
 /// needs a code as soon as it runs.
@@ -60,7 +65,8 @@ fn a_code_typed_in_the_popup_starts_the_session_and_writes_the_roles() {
     let xvfb = Xvfb::start(&world);
     let driver = Driver::launch_app(&world, &xvfb);
     let what = wait_for_prompt(&driver);
-    assert_contains!(what, "Source bastion");
+    assert_contains!(what, "Source");
+    assert_contains!(what, "Device");
 
     // five digits are not a code yet: nothing is sent
     driver.type_into("#code", &CODE[..5]);
@@ -124,4 +130,144 @@ fn a_wrong_code_shows_the_error_in_the_popup_and_a_pasted_retry_succeeds() {
         vec!["654321".to_owned(), CODE.to_owned()]
     );
     driver.wait_closed();
+}
+
+/// Runs a program on a pseudo-terminal and copies what it prints to stdout as it comes; exits
+/// with the program's status. argv: a JSON list of [prompt, answer] pairs (each answer typed
+/// once its prompt shows, in order), then the program and its arguments.
+const ON_A_TERMINAL: &str = r#"
+import json, os, pty, sys
+pairs = json.loads(sys.argv[1])
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+out = b""
+while True:
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+    sys.stdout.buffer.write(chunk)
+    sys.stdout.flush()
+    if pairs and pairs[0][0].encode() in out:
+        out = b""
+        os.write(fd, pairs.pop(0)[1].encode())
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+
+#[test]
+fn a_terminal_refresh_needing_a_code_completes_once_the_popup_gets_it() {
+    let world = world_needing_a_code();
+    let xvfb = Xvfb::start(&world);
+    let driver = Driver::launch_app(&world, &xvfb);
+    wait_for_prompt(&driver);
+
+    // `rolecall refresh` at a terminal while the app hosts the agent: it asks the app, which
+    // needs a code for bastion too
+    let mut refresh = world
+        .rolecall
+        .python(ON_A_TERMINAL)
+        .arg("[]")
+        .arg(crate::support::rolecall_bin())
+        .arg("refresh")
+        .spawn(
+            "rolecall refresh",
+            &world.sandbox.log_path("refresh-on-a-terminal"),
+        );
+    let asked = wait_until(Duration::from_secs(30), || {
+        refresh
+            .log()
+            .contains("MFA code for source bastion")
+            .then_some(())
+    });
+    assert!(
+        asked.is_some(),
+        "refresh did not come to need a code:\n{}",
+        refresh.log()
+    );
+    assert_eq!(world.credentials(), "");
+
+    driver.type_into("#code", CODE);
+    let status = refresh.wait_timeout(Duration::from_secs(30));
+    let screen = refresh.log();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "refresh did not complete after the code went into the popup ({status:?}):\n{screen}\n{}",
+        driver.log()
+    );
+    assert_contains!(screen, "given in the Rolecall app");
+    assert_not_contains!(screen, "FAILED");
+    // the popup's code renewed them all; the command reports each as valid
+    for profile in ["dev-admin", "audit", "session"] {
+        assert!(
+            screen.lines().any(|l| l.starts_with(profile)
+                && (l.contains("renewed") || l.contains("still valid until"))),
+            "{profile} not reported valid:\n{screen}"
+        );
+    }
+    wait_for_roles_written(&world, &driver);
+    // one session, started by the popup's code: the terminal was never answered
+    assert_eq!(codes_sent(&world), vec![CODE.to_owned()]);
+    driver.wait_closed();
+}
+
+#[test]
+fn a_terminal_refresh_asks_the_next_source_after_the_popup_answered_one() {
+    let world = world_needing_a_code();
+    world
+        .rc(&["keys", "add", "second", "--mfa-serial", BOB])
+        .stdin(format!("{TEST_ACCESS_KEY_ID}\n{TEST_SECRET_ACCESS_KEY}\n"))
+        .run()
+        .success();
+    world.sandbox.write(
+        world.sandbox.config_path(),
+        &format!("{CONFIG}\n[sources.second]\nmfa_serial = \"{BOB}\"\n\n[profiles.other]\nsource = \"second\"\n"),
+    );
+    let xvfb = Xvfb::start(&world);
+    let driver = Driver::launch_app(&world, &xvfb);
+    // the session drives the app's first popup: bastion's (the first profile's source)
+    wait_for_prompt(&driver);
+
+    // the command asks bastion first: the popup answers it; then the terminal gets second's
+    let pairs = serde_json::json!([["MFA code for source second", "234567\n"]]).to_string();
+    let mut refresh = world
+        .rolecall
+        .python(ON_A_TERMINAL)
+        .arg(pairs)
+        .arg(crate::support::rolecall_bin())
+        .arg("refresh")
+        .spawn(
+            "rolecall refresh",
+            &world.sandbox.log_path("refresh-on-a-terminal"),
+        );
+    let asked = wait_until(Duration::from_secs(30), || {
+        refresh
+            .log()
+            .contains("MFA code for source bastion")
+            .then_some(())
+    });
+    assert!(asked.is_some(), "refresh did not ask:\n{}", refresh.log());
+    driver.type_into("#code", CODE);
+
+    // the line typed for second goes to second's question, not to the dropped one's reader
+    let status = refresh.wait_timeout(Duration::from_secs(30));
+    let screen = refresh.log();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "refresh did not complete ({status:?}):\n{screen}\n{}",
+        driver.log()
+    );
+    assert_not_contains!(screen, "FAILED");
+    let mut sent = codes_sent(&world);
+    sent.sort();
+    assert_eq!(sent, vec![CODE.to_owned(), "234567".to_owned()]);
+    assert!(
+        key_id(&world.credentials(), "other").is_some(),
+        "{}",
+        world.credentials()
+    );
 }

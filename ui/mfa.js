@@ -6,19 +6,33 @@
 const invoke = window.__TAURI__.core.invoke;
 const input = document.getElementById("code");
 const error = document.getElementById("error");
+const hint = document.getElementById("hint");
+const HINT = hint.textContent;
 let busy = false;
+
+// "Source NAME" and "Device ARN" as two labelled rows; text only, never HTML
+function row(what, label, value, cls) {
+  const l = document.createElement("span");
+  l.className = "label";
+  l.textContent = label;
+  const v = document.createElement("span");
+  v.className = cls;
+  v.textContent = value;
+  what.append(l, " ", v, " ");
+}
 
 async function load() {
   const prompt = await invoke("mfa_prompt");
   const what = document.getElementById("what");
   if (!prompt) {
     what.textContent = "Nothing asks for a code any more; close this window.";
+    what.classList.add("plain");
     input.disabled = true;
     return;
   }
-  what.textContent = prompt.mfa_serial
-    ? `Source ${prompt.source}, device ${prompt.mfa_serial}`
-    : `Source ${prompt.source}`;
+  what.textContent = "";
+  row(what, "Source", prompt.source, "source");
+  if (prompt.mfa_serial) row(what, "Device", prompt.mfa_serial, "device");
 }
 
 async function submit() {
@@ -27,13 +41,17 @@ async function submit() {
   busy = true;
   input.disabled = true;
   error.hidden = true;
+  hint.hidden = false;
+  hint.textContent = "Checking the code…";
   try {
     await invoke("submit_mfa_code", { code }); // the window closes on success
   } catch (e) {
     error.textContent = String(e);
     error.hidden = false;
+    hint.hidden = true;
     input.value = "";
   } finally {
+    hint.textContent = HINT;
     busy = false;
     input.disabled = false;
     input.focus();
@@ -51,4 +69,5 @@ document.getElementById("form").addEventListener("submit", (e) => {
 load().catch((e) => {
   error.textContent = String(e);
   error.hidden = false;
+  hint.hidden = true;
 });

@@ -28,6 +28,10 @@ use super::world::World;
 
 /// How long a window's element may take to show what a test waits for (STS calls included).
 const WAIT: Duration = Duration::from_secs(30);
+/// The bound on one WebDriver command. A new session waits for the app's first webview for
+/// ever (measured: still waiting after 400 s when the app opened no window), and a command to
+/// a window that hangs would too.
+const COMMAND: Duration = Duration::from_secs(60);
 
 /// `build/tools/bin/tauri-driver`, installed by `make deps`.
 pub fn tauri_driver_bin() -> PathBuf {
@@ -90,16 +94,27 @@ impl Driver {
             "tauri:options".into(),
             serde_json::json!({ "application": app_bin() }),
         );
-        let session = driver.runtime.block_on(
+        let session = driver.bounded(
             ClientBuilder::new(HttpConnector::new())
                 .capabilities(caps)
                 .connect(&url),
         );
         match session {
-            Ok(client) => driver.client = Some(client),
-            Err(e) => panic!("no WebDriver session on the app: {e}\n{}", driver.log()),
+            Some(Ok(client)) => driver.client = Some(client),
+            Some(Err(e)) => panic!("no WebDriver session on the app: {e}\n{}", driver.log()),
+            None => panic!(
+                "no WebDriver session within {COMMAND:?}: did the app open no window (a session \
+                 drives the app's first webview)?\n{}",
+                driver.log()
+            ),
         }
         driver
+    }
+
+    /// Runs one WebDriver exchange, `None` when it takes longer than [`COMMAND`].
+    fn bounded<T>(&self, call: impl std::future::Future<Output = T>) -> Option<T> {
+        self.runtime
+            .block_on(async { tokio::time::timeout(COMMAND, call).await.ok() })
     }
 
     /// tauri-driver's output, which is also `WebKitWebDriver`'s and the app's.
@@ -116,17 +131,15 @@ impl Driver {
     /// Runs `script` in the window (`arguments` as given) and returns its value; `None` when
     /// the window is gone or the script failed.
     pub fn eval(&self, script: &str, args: Vec<serde_json::Value>) -> Option<serde_json::Value> {
-        self.runtime
-            .block_on(self.client().execute(script, args))
-            .ok()
+        self.bounded(self.client().execute(script, args))?.ok()
     }
 
     /// The text of the element `css` (`None` when there is none or no window).
     pub fn text(&self, css: &str) -> Option<String> {
-        self.runtime.block_on(async {
+        self.bounded(async {
             let element = self.client().find(Locator::Css(css)).await.ok()?;
             element.text().await.ok()
-        })
+        })?
     }
 
     /// Waits until the element `css` shows a text that `want` accepts; returns it.
@@ -147,17 +160,22 @@ impl Driver {
 
     /// The page's HTML, for failure messages.
     pub fn source(&self) -> Option<String> {
-        self.runtime.block_on(self.client().source()).ok()
+        self.bounded(self.client().source())?.ok()
     }
 
     /// Types `keys` into the element `css` as key presses (WebDriver's Element Send Keys).
     pub fn type_into(&self, css: &str, keys: &str) {
-        let sent = self.runtime.block_on(async {
+        let sent = self.bounded(async {
             let element = self.client().find(Locator::Css(css)).await?;
             element.send_keys(keys).await
         });
-        if let Err(e) = sent {
-            panic!("typing into {css}: {e}\n{}", self.log());
+        match sent {
+            Some(Ok(())) => {}
+            Some(Err(e)) => panic!("typing into {css}: {e}\n{}", self.log()),
+            None => panic!(
+                "typing into {css}: no answer in {COMMAND:?}\n{}",
+                self.log()
+            ),
         }
     }
 
@@ -193,15 +211,20 @@ impl Driver {
             .then(KeyAction::Down { value: key })
             .then(KeyAction::Up { value: key })
             .then(KeyAction::Up { value: control });
-        if let Err(e) = self.runtime.block_on(self.client().perform_actions(keys)) {
-            panic!("pressing Ctrl+{key}: {e}\n{}", self.log());
+        match self.bounded(self.client().perform_actions(keys)) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => panic!("pressing Ctrl+{key}: {e}\n{}", self.log()),
+            None => panic!(
+                "pressing Ctrl+{key}: no answer in {COMMAND:?}\n{}",
+                self.log()
+            ),
         }
     }
 
     /// The window's handles: empty once the app closed its last window.
     pub fn windows(&self) -> Vec<String> {
-        self.runtime
-            .block_on(self.client().windows())
+        self.bounded(self.client().windows())
+            .and_then(Result::ok)
             .map(|w| w.into_iter().map(String::from).collect())
             .unwrap_or_default()
     }
@@ -222,9 +245,11 @@ impl Driver {
 
     /// A PNG of the window.
     pub fn screenshot(&self) -> Vec<u8> {
-        self.runtime
-            .block_on(self.client().screenshot())
-            .unwrap_or_else(|e| panic!("screenshot: {e}\n{}", self.log()))
+        match self.bounded(self.client().screenshot()) {
+            Some(Ok(png)) => png,
+            Some(Err(e)) => panic!("screenshot: {e}\n{}", self.log()),
+            None => panic!("screenshot: no answer in {COMMAND:?}\n{}", self.log()),
+        }
     }
 
     /// Every process under tauri-driver (WebKitWebDriver, the app, WebKit's helpers).
@@ -246,9 +271,7 @@ impl Drop for Driver {
         let tree = self.descendants();
         if let Some(client) = self.client.take() {
             // ends the session: WebKitWebDriver stops the app
-            let _ = self.runtime.block_on(async {
-                tokio::time::timeout(Duration::from_secs(20), client.close()).await
-            });
+            let _ = self.bounded(client.close());
         }
         wait_until(Duration::from_secs(10), || {
             tree.iter().all(|pid| !is_live(*pid)).then_some(())

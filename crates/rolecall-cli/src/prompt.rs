@@ -20,23 +20,26 @@ impl MfaPrompter for TerminalPrompt {
             if !std::io::stdin().is_terminal() {
                 return None;
             }
-            tokio::task::spawn_blocking(move || {
-                ask_code(|note| {
-                    if let Some(note) = note {
-                        eprintln!("{note}");
-                    }
-                    eprint!("MFA code for source {source} ({serial}): ");
-                    let _ = std::io::stderr().flush();
-                    let mut line = String::new();
-                    std::io::stdin().lock().read_line(&mut line).ok()?;
-                    Some(line)
-                })
-            })
-            .await
-            .ok()
-            .flatten()
+            tokio::task::spawn_blocking(move || read_code(&source, &serial))
+                .await
+                .ok()
+                .flatten()
         })
     }
+}
+
+/// Prompts on stderr and reads the code from stdin (blocking).
+fn read_code(source: &str, serial: &str) -> Option<String> {
+    ask_code(|note| {
+        if let Some(note) = note {
+            eprintln!("{note}");
+        }
+        eprint!("MFA code for source {source} ({serial}): ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).ok()?;
+        Some(line)
+    })
 }
 
 /// How many times a person may mistype a code before the prompt gives up.
@@ -60,22 +63,31 @@ fn ask_code(mut read_line: impl FnMut(Option<&str>) -> Option<String>) -> Option
     let mut note = None;
     for attempt in 1..=ATTEMPTS {
         let line = read_line(note.as_deref())?;
-        if line.trim().is_empty() {
-            return None;
+        match judge(&line, attempt) {
+            Ok(answer) => return answer,
+            Err(again) => note = Some(again),
         }
-        if let Some(code) = mfa_code(&line) {
-            return Some(code);
-        }
-        if attempt == ATTEMPTS {
-            return Some(line.trim().to_string());
-        }
-        let left = ATTEMPTS - attempt;
-        note = Some(format!(
-            "that is not an MFA code: type the 6 digits your authenticator shows ({left} more {})",
-            if left == 1 { "try" } else { "tries" }
-        ));
     }
     None
+}
+
+/// What the `attempt`-th answer `line` means: the final answer (`Ok`; `None` for no code), or
+/// the note to ask again with (`Err`).
+fn judge(line: &str, attempt: usize) -> Result<Option<String>, String> {
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    if let Some(code) = mfa_code(line) {
+        return Ok(Some(code));
+    }
+    if attempt >= ATTEMPTS {
+        return Ok(Some(line.trim().to_string()));
+    }
+    let left = ATTEMPTS - attempt;
+    Err(format!(
+        "that is not an MFA code: type the 6 digits your authenticator shows ({left} more {})",
+        if left == 1 { "try" } else { "tries" }
+    ))
 }
 
 /// Prompts on the controlling terminal (`/dev/tty`; the console on Windows), whatever stdin,
@@ -117,9 +129,52 @@ impl MfaPrompter for TtyPrompt {
     }
 }
 
-/// Asks the terminal for `source`'s MFA code (`None` without a terminal or an answer).
+/// Asks the terminal for `source`'s MFA code (`None` without a terminal or an answer), as
+/// [`TerminalPrompt`] does. The caller may stop waiting (the code came another way): lines are
+/// read by one thread for the whole process ([`typed_lines`]), so a dropped question leaves no
+/// reader behind to swallow the answer to the next one, and the exit does not wait for it (a
+/// runtime waits for its blocking pool).
 pub async fn ask_mfa(source: &str, mfa_serial: &str) -> Option<String> {
-    TerminalPrompt.mfa_code(source, mfa_serial).await
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    let mut lines = typed_lines().lock().await;
+    let mut note: Option<String> = None;
+    for attempt in 1..=ATTEMPTS {
+        if let Some(note) = &note {
+            eprintln!("{note}");
+        }
+        eprint!("MFA code for source {source} ({mfa_serial}): ");
+        let _ = std::io::stderr().flush();
+        let line = lines.recv().await?;
+        match judge(&line, attempt) {
+            Ok(answer) => return answer,
+            Err(again) => note = Some(again),
+        }
+    }
+    None
+}
+
+/// Lines typed on stdin, read by one detached thread started on first use.
+fn typed_lines() -> &'static tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>> {
+    static LINES: std::sync::OnceLock<
+        tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    > = std::sync::OnceLock::new();
+    LINES.get_or_init(|| {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            let stdin = std::io::stdin();
+            loop {
+                let mut line = String::new();
+                match stdin.lock().read_line(&mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) if tx.send(line).is_err() => return,
+                    Ok(_) => {}
+                }
+            }
+        });
+        tokio::sync::Mutex::new(rx)
+    })
 }
 
 /// Reads the access key id and secret: prompted without echo on a terminal, else two lines

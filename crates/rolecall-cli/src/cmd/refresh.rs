@@ -1,26 +1,35 @@
 //! `rolecall refresh`: renew what is due, report each profile, exit 1 if any failed.
 //!
 //! With a running agent the agent does the work (and keeps its schedule); otherwise it is done
-//! in this process.
+//! in this process. Through an agent, a code the agent needs is asked on the terminal, and
+//! another client of the agent may give it meanwhile: the tray app, which hosts the agent and
+//! opens its MFA popup on the same request. The first answer wins.
 
 use rolecall_core::timestamp;
 use std::io::IsTerminal;
 
 use rolecall_core::config::{Config, Paths};
-use rolecall_core::serve::client::{self, AgentClient};
+use rolecall_core::events::Event;
+use rolecall_core::serve::client::{self, AgentClient, AgentEvent};
 use rolecall_core::serve::protocol::{Report, ReportKind};
 use rolecall_core::{RefreshOptions, Targets};
 
 use crate::cli::RefreshArgs;
-use crate::cmd::{agent, engine, left};
+use crate::cmd::{agent, engine, left, running_agent};
 
 pub async fn run(paths: Paths, args: RefreshArgs, no_agent: bool) -> anyhow::Result<u8> {
     let profiles = if args.all { Vec::new() } else { args.profiles };
     if let Some(mut agent) = agent(&paths, no_agent).await {
+        let terminal = std::io::stdin().is_terminal();
+        // subscribed before asking, so a session another client starts from now on is seen
+        let mut sessions = match terminal {
+            true => session_watch(&paths).await,
+            false => None,
+        };
         let mut reports = agent.refresh(profiles, args.force, args.mfa_code).await?;
         // the agent cannot prompt: ask here, as the in-process engine's prompter would
-        if std::io::stdin().is_terminal() {
-            supply_mfa(&mut agent, &mut reports, &paths, args.force).await;
+        if terminal {
+            supply_mfa(&mut agent, &mut sessions, &mut reports, &paths, args.force).await;
         }
         return Ok(print(&reports, &paths));
     }
@@ -44,11 +53,19 @@ pub async fn run(paths: Paths, args: RefreshArgs, no_agent: bool) -> anyhow::Res
 /// For each source that still needs an MFA code (in the order of the first profile waiting on
 /// it), asks for the code and has the agent renew the profiles waiting on it (chained ones
 /// included) with it; its answer replaces their reports, the others (other sources, other
-/// failures) stay. The session started this way also resumes whatever else of the agent's
+/// failures) stay. When `sessions` sees the source's session start while the terminal waits
+/// (the app's popup got the code), the question is dropped and the agent renews them from that
+/// session, without a code. The session started this way also resumes whatever else of the agent's
 /// waited on that source. A source whose code is
 /// not given, or that the agent refuses (a malformed code), stays failed with the reason, and
 /// the next source is asked all the same, as the in-process engine's prompter does.
-async fn supply_mfa(agent: &mut AgentClient, reports: &mut [Report], paths: &Paths, force: bool) {
+async fn supply_mfa(
+    agent: &mut AgentClient,
+    sessions: &mut Option<AgentClient>,
+    reports: &mut [Report],
+    paths: &Paths,
+    force: bool,
+) {
     let mut sources: Vec<String> = Vec::new();
     for source in reports.iter().filter_map(|r| r.mfa_source.as_ref()) {
         if !sources.contains(source) {
@@ -69,15 +86,22 @@ async fn supply_mfa(agent: &mut AgentClient, reports: &mut [Report], paths: &Pat
             .and_then(|c| c.sources.get(source))
             .and_then(|s| s.mfa_serial.clone())
             .unwrap_or_default();
-        let Some(code) = crate::prompt::ask_mfa(source, &serial).await else {
-            continue;
+        let code = tokio::select! {
+            code = crate::prompt::ask_mfa(source, &serial) => match code {
+                Some(code) => Some(code),
+                None => continue,
+            },
+            Some(()) = session_started(sessions, source) => {
+                eprintln!("\nrolecall: the code for source {source} was given in the Rolecall app");
+                None
+            }
         };
         let profiles: Vec<String> = reports
             .iter()
             .filter(|r| waiting(r))
             .map(|r| r.profile.clone())
             .collect();
-        match agent.refresh(profiles, force, Some(code)).await {
+        match agent.refresh(profiles, force, code).await {
             Ok(answer) => merge(reports, answer),
             Err(e) => {
                 let message = e.to_string();
@@ -90,6 +114,37 @@ async fn supply_mfa(agent: &mut AgentClient, reports: &mut [Report], paths: &Pat
                 if !matches!(e, client::Error::Remote(_)) {
                     return;
                 }
+            }
+        }
+    }
+}
+
+/// A second connection to the agent, subscribed to its events; `None` when that fails (then
+/// only the terminal can answer).
+async fn session_watch(paths: &Paths) -> Option<AgentClient> {
+    let mut client = running_agent(paths).await?;
+    match client.subscribe().await {
+        Ok(()) => Some(client),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot follow the agent's events");
+            None
+        }
+    }
+}
+
+/// Waits until `sessions` reports a new session of `source`; `None` (never, for the caller's
+/// `select!`) when there is no stream or it ends.
+async fn session_started(sessions: &mut Option<AgentClient>, source: &str) -> Option<()> {
+    let client = sessions.as_mut()?;
+    loop {
+        match client.next_event().await {
+            Ok(Some(AgentEvent::Event(Event::SessionStarted { source: s, .. }))) if s == source => {
+                return Some(());
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => {
+                *sessions = None;
+                return None;
             }
         }
     }
