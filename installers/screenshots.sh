@@ -153,11 +153,13 @@ capture() { import -window root "$1"; }
 plugin_windows() {
   local w
   for w in $(xdotool search --onlyvisible --class wrapper-2.0 2>/dev/null); do
-    (eval "$(xdotool getwindowgeometry --shell "$w")" && echo "$X $Y $WIDTH $HEIGHT")
+    # a window may vanish between search and geometry: skip it
+    (eval "$(xdotool getwindowgeometry --shell "$w" 2>/dev/null)" &&
+      echo "${X:-} ${Y:-} ${WIDTH:-} ${HEIGHT:-}") 2>/dev/null || true
   done
 }
-tray_geometry() { plugin_windows | awk '$2 == 0 && $3 > 8' | head -1; }
-menu_geometry() { plugin_windows | awk '$2 > 0 && $4 > 100' | head -1; }
+tray_geometry() { plugin_windows | awk 'NF == 4 && $2 == 0 && $3 > 8' | head -1; }
+menu_geometry() { plugin_windows | awk 'NF == 4 && $2 > 0 && $4 > 100' | head -1; }
 # the tray area shows something (more than the panel's colour)
 icon_drawn() {
   local g
