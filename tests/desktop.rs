@@ -164,13 +164,17 @@ fn layouts_parse_into_items() {
     );
 }
 
-#[test]
-fn end_all_sessions_gives_back_the_users_own_bytes() {
+/// The user's own bytes of a credentials file (a CRLF line and a comment among them).
+pub const USERS_OWN: &str = "# my own profile\r\n[personal]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n\
+                             aws_secret_access_key = not-a-real-secret\n";
+
+/// A credentials file holding [`USERS_OWN`], then every profile started and dev-admin active.
+pub fn active_world_beside_users_own_bytes() -> World {
     let world = World::start();
     world.setup(crate::support::CONFIG);
-    let user = "# my own profile\r\n[personal]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n\
-                aws_secret_access_key = not-a-real-secret\n";
-    world.sandbox.write(world.sandbox.credentials_path(), user);
+    world
+        .sandbox
+        .write(world.sandbox.credentials_path(), USERS_OWN);
     world
         .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
         .run()
@@ -179,6 +183,13 @@ fn end_all_sessions_gives_back_the_users_own_bytes() {
         .rc(&["--no-agent", "use", "dev-admin"])
         .run()
         .success();
+    world
+}
+
+#[test]
+fn end_all_sessions_gives_back_the_users_own_bytes() {
+    let world = active_world_beside_users_own_bytes();
+    let user = USERS_OWN;
     let xvfb = Xvfb::start(&world);
     let app = App::start(&world, &xvfb);
     app.wait_for_menu("dev-admin checked", |m| {

@@ -74,19 +74,8 @@ fn the_settings_item_opens_one_settings_window() {
 /// Quit with `end_sessions_on_quit` set (through core, as the Settings window writes it, after
 /// the app started) removes every managed section; the user's own bytes stay identical.
 fn quit_ends_sessions(attached: bool) {
-    let world = World::start();
-    world.setup(crate::support::CONFIG);
-    let user = "# my own profile\r\n[personal]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n\
-                aws_secret_access_key = not-a-real-secret\n";
-    world.sandbox.write(world.sandbox.credentials_path(), user);
-    world
-        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
-        .run()
-        .success();
-    world
-        .rc(&["--no-agent", "use", "dev-admin"])
-        .run()
-        .success();
+    let world = crate::desktop::active_world_beside_users_own_bytes();
+    let user = crate::desktop::USERS_OWN;
     let _daemon = attached.then(|| Daemon::start(&world));
     let xvfb = Xvfb::start(&world);
     let mut app = App::start(&world, &xvfb);
