@@ -271,3 +271,44 @@ fn a_terminal_refresh_asks_the_next_source_after_the_popup_answered_one() {
         world.credentials()
     );
 }
+
+/// Issue 12: a command with no terminal (a script, an IDE's task) needing a code while the app
+/// runs waits for the code given in the popup instead of failing at once.
+#[test]
+fn a_refresh_without_a_terminal_waits_for_the_popup() {
+    let world = world_needing_a_code();
+    let xvfb = Xvfb::start(&world);
+    let driver = Driver::launch_app(&world, &xvfb);
+    wait_for_prompt(&driver);
+
+    let mut refresh = world.rc(&["refresh"]).stdin("").spawn(
+        "rolecall refresh",
+        &world.sandbox.log_path("refresh-without-a-terminal"),
+    );
+    let waiting = wait_until(Duration::from_secs(30), || {
+        refresh
+            .log()
+            .contains("waiting up to 2m for it in the Rolecall app's window")
+            .then_some(())
+    });
+    assert!(
+        waiting.is_some(),
+        "refresh did not wait for the popup:\n{}",
+        refresh.log()
+    );
+    assert_eq!(world.credentials(), "");
+
+    driver.type_into("#code", CODE);
+    let status = refresh.wait_timeout(Duration::from_secs(60));
+    let out = refresh.log();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "refresh did not complete after the code went into the popup ({status:?}):\n{out}\n{}",
+        driver.log()
+    );
+    assert_contains!(out, "given in the Rolecall app");
+    assert_not_contains!(out, "FAILED");
+    wait_for_roles_written(&world, &driver);
+    assert_eq!(codes_sent(&world), vec![CODE.to_owned()]);
+    driver.wait_closed();
+}

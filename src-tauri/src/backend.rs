@@ -30,6 +30,9 @@ pub enum Backend {
         /// Subscribed before the scheduler started, so [`Backend::watch`] misses no event
         /// of the first pass (an `MfaRequired` at start).
         events: std::sync::Mutex<Option<broadcast::Receiver<Event>>>,
+        /// The app asks for the engine's MFA codes (its popup): a CLI command with no
+        /// terminal waits for the code instead of failing.
+        _asker: rolecall_core::CodeAsker,
     },
     /// In another process (a `rolecall daemon`), reached over its socket.
     Attached {
@@ -53,6 +56,7 @@ impl Backend {
         let events = engine.handle().subscribe();
         match host::start_with(engine).await {
             Ok(host) => Ok(Backend::Hosted {
+                _asker: host.engine().ask_codes(),
                 engine: host.engine().clone(),
                 host: tokio::sync::Mutex::new(Some(host)),
                 events: std::sync::Mutex::new(Some(events)),
@@ -296,7 +300,8 @@ impl Backend {
         stop: &CancellationToken,
     ) -> anyhow::Result<()> {
         let mut client = self.client().await?;
-        client.subscribe().await?;
+        // the app's popup answers the codes the daemon needs, for as long as it listens
+        client.subscribe_asking_codes().await?;
         loop {
             let line = tokio::select! {
                 () = stop.cancelled() => return Ok(()),

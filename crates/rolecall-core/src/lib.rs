@@ -30,8 +30,8 @@ pub mod vault;
 
 pub use config::{SettingsChange, change_settings};
 pub use engine::{
-    Clock, Engine, EngineBuilder, EngineHandle, KeyImport, MfaPrompter, NoPrompt, Outcome,
-    ProfileStatus, RefreshOptions, SourceInfo, State, SystemClock, Targets,
+    Clock, CodeAsker, Engine, EngineBuilder, EngineHandle, KeyImport, MfaPrompter, NoPrompt,
+    Outcome, ProfileStatus, RefreshOptions, SourceInfo, State, SystemClock, Targets,
 };
 pub use error::Error;
 pub use host::Host;

@@ -3,7 +3,9 @@
 //! With a running agent the agent does the work (and keeps its schedule); otherwise it is done
 //! in this process. Through an agent, a code the agent needs is asked on the terminal, and
 //! another client of the agent may give it meanwhile: the tray app, which hosts the agent and
-//! opens its MFA popup on the same request. The first answer wins.
+//! opens its MFA popup on the same request. The first answer wins. With no terminal (a
+//! script, an IDE, cron) and an app that asks for codes in its window, the command waits for
+//! the code there, at most [`POPUP_WAIT`], then fails with how to give it.
 
 use rolecall_core::timestamp;
 use std::io::IsTerminal;
@@ -17,19 +19,45 @@ use rolecall_core::{RefreshOptions, Targets};
 use crate::cli::RefreshArgs;
 use crate::cmd::{agent, engine, left, running_agent};
 
+/// How long a command with no terminal waits for a code given in the tray app's popup.
+pub const POPUP_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Who gives the codes the agent needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asker {
+    /// This terminal (or the app's popup, whichever answers first).
+    Terminal,
+    /// Only the app's popup: no terminal here.
+    Popup,
+}
+
 pub async fn run(paths: Paths, args: RefreshArgs, no_agent: bool) -> anyhow::Result<u8> {
     let profiles = if args.all { Vec::new() } else { args.profiles };
     if let Some(mut agent) = agent(&paths, no_agent).await {
-        let terminal = std::io::stdin().is_terminal();
+        let asker = if std::io::stdin().is_terminal() {
+            Some(Asker::Terminal)
+        } else if agent.ping().await.is_ok_and(|p| p.asks_codes) {
+            Some(Asker::Popup)
+        } else {
+            None
+        };
         // subscribed before asking, so a session another client starts from now on is seen
-        let mut sessions = match terminal {
-            true => session_watch(&paths).await,
-            false => None,
+        let mut sessions = match asker {
+            Some(_) => session_watch(&paths).await,
+            None => None,
         };
         let mut reports = agent.refresh(profiles, args.force, args.mfa_code).await?;
         // the agent cannot prompt: ask here, as the in-process engine's prompter would
-        if terminal {
-            supply_mfa(&mut agent, &mut sessions, &mut reports, &paths, args.force).await;
+        if let Some(asker) = asker {
+            supply_mfa(
+                asker,
+                &mut agent,
+                &mut sessions,
+                &mut reports,
+                &paths,
+                args.force,
+            )
+            .await;
         }
         return Ok(print(&reports, &paths));
     }
@@ -58,8 +86,10 @@ pub async fn run(paths: Paths, args: RefreshArgs, no_agent: bool) -> anyhow::Res
 /// session, without a code. The session started this way also resumes whatever else of the agent's
 /// waited on that source. A source whose code is
 /// not given, or that the agent refuses (a malformed code), stays failed with the reason, and
-/// the next source is asked all the same, as the in-process engine's prompter does.
+/// the next source is asked all the same, as the in-process engine's prompter does. With
+/// [`Asker::Popup`] only the popup can answer: each source waits at most [`POPUP_WAIT`].
 async fn supply_mfa(
+    asker: Asker,
     agent: &mut AgentClient,
     sessions: &mut Option<AgentClient>,
     reports: &mut [Report],
@@ -86,14 +116,42 @@ async fn supply_mfa(
             .and_then(|c| c.sources.get(source))
             .and_then(|s| s.mfa_serial.clone())
             .unwrap_or_default();
-        let code = tokio::select! {
-            code = crate::prompt::ask_mfa(source, &serial) => match code {
-                Some(code) => Some(code),
-                None => continue,
+        let code = match asker {
+            Asker::Terminal => tokio::select! {
+                code = crate::prompt::ask_mfa(source, &serial) => match code {
+                    Some(code) => Some(code),
+                    None => continue,
+                },
+                Some(()) = session_started(sessions, source) => {
+                    eprintln!("\nrolecall: the code for source {source} was given in the Rolecall app");
+                    None
+                }
             },
-            Some(()) = session_started(sessions, source) => {
-                eprintln!("\nrolecall: the code for source {source} was given in the Rolecall app");
-                None
+            Asker::Popup => {
+                let wait = humantime::format_duration(POPUP_WAIT);
+                eprintln!(
+                    "rolecall: source {source} needs an MFA code: waiting up to {wait} for it \
+                     in the Rolecall app's window"
+                );
+                match tokio::time::timeout(POPUP_WAIT, session_started(sessions, source)).await {
+                    Ok(Some(())) => {
+                        eprintln!(
+                            "rolecall: the code for source {source} was given in the Rolecall app"
+                        );
+                        None
+                    }
+                    Ok(None) | Err(_) => {
+                        let why = format!(
+                            "no MFA code for source {source} was given in the Rolecall app's \
+                             window within {wait}; give it there, or run `rolecall refresh \
+                             --mfa-code CODE`"
+                        );
+                        for r in reports.iter_mut().filter(|r| waiting(r)) {
+                            r.message = Some(why.clone());
+                        }
+                        continue;
+                    }
+                }
             }
         };
         let profiles: Vec<String> = reports

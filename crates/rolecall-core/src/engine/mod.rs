@@ -145,6 +145,7 @@ impl EngineBuilder {
                     keychain: blocking::KeychainThread::new(self.keychain_timeout),
                     sources: sources::Sources::default(),
                     board: board::Board::default(),
+                    code_askers: std::sync::atomic::AtomicUsize::new(0),
                 }),
             },
         })
@@ -201,6 +202,30 @@ struct Inner {
     sources: sources::Sources,
     /// What a scheduler running over this engine shares with it (see [`board`]).
     board: board::Board,
+    /// How many [`CodeAsker`]s live: shells that ask the user for MFA codes in a window.
+    code_askers: std::sync::atomic::AtomicUsize,
+}
+
+/// Held by a shell that asks the user for the MFA codes this engine needs (the tray app's
+/// popup, hosting the engine or subscribed to its agent); while one lives, the agent tells
+/// clients that have no terminal to wait for a code instead of failing ([`EngineHandle::asks_codes`]).
+pub struct CodeAsker {
+    engine: EngineHandle,
+}
+
+impl Drop for CodeAsker {
+    fn drop(&mut self) {
+        self.engine
+            .inner
+            .code_askers
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl std::fmt::Debug for CodeAsker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CodeAsker")
+    }
 }
 
 /// A cheap, cloneable handle: every operation of the engine.
@@ -261,6 +286,24 @@ pub struct SourceInfo {
 }
 
 impl EngineHandle {
+    /// Registers a shell that asks the user for MFA codes, until the guard is dropped.
+    pub fn ask_codes(&self) -> CodeAsker {
+        self.inner
+            .code_askers
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        CodeAsker {
+            engine: self.clone(),
+        }
+    }
+
+    /// Whether a shell asks the user for MFA codes now (see [`CodeAsker`]).
+    pub fn asks_codes(&self) -> bool {
+        self.inner
+            .code_askers
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0
+    }
+
     /// Subscribes to the event stream.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()

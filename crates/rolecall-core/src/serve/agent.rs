@@ -272,7 +272,9 @@ async fn connection<S: AsyncRead + AsyncWrite + Send>(
                 continue;
             }
         };
-        if matches!(request, Request::Subscribe) {
+        if let Request::Subscribe { asks_codes } = request {
+            // an app asking for codes in its window, for as long as it listens
+            let _asker = asks_codes.then(|| engine.ask_codes());
             return subscribe(engine, reader, write, stop).await;
         }
         let out = answer(handle(&engine, request).await);
@@ -335,6 +337,7 @@ async fn handle(engine: &EngineHandle, request: Request) -> Result<serde_json::V
             version: env!("CARGO_PKG_VERSION").to_string(),
             config: Some(engine.paths().config_file.clone()),
             credentials_file: Some(engine.credentials_file().path().to_path_buf()),
+            asks_codes: engine.asks_codes(),
         }),
         Request::Status => to_value(&engine.status().await.map_err(|e| remote(&e))?),
         Request::Refresh {
@@ -394,7 +397,7 @@ async fn handle(engine: &EngineHandle, request: Request) -> Result<serde_json::V
                 credentials_file: engine.credentials_file().path().to_path_buf(),
             })
         }
-        Request::Subscribe => Err(RemoteError {
+        Request::Subscribe { .. } => Err(RemoteError {
             message: "subscribe must be the last request on a connection".into(),
             usage: true,
         }),
@@ -471,6 +474,41 @@ role_arn = "arn:aws:iam::222222222222:role/A"
 
         agent.stop().await;
         assert!(AgentClient::connect(&dir).await.unwrap().is_none());
+    }
+
+    /// Issue 12: a client with no terminal learns from `ping` whether something asks the
+    /// user for codes in a window: a subscriber that said so, while it listens, or a shell
+    /// hosting the engine.
+    #[tokio::test]
+    async fn ping_says_whether_an_app_asks_for_codes() {
+        let sb = Sandbox::new();
+        sb.write_config(CONFIG);
+        let agent = start(&sb).await;
+        let mut c = client(&sb).await;
+        assert!(!c.ping().await.unwrap().asks_codes);
+
+        let mut app = client(&sb).await;
+        app.subscribe_asking_codes().await.unwrap();
+        assert!(c.ping().await.unwrap().asks_codes);
+        drop(app);
+        let mut gone = false;
+        for _ in 0..200 {
+            if !c.ping().await.unwrap().asks_codes {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(gone, "the app's word outlived its connection");
+
+        let mut plain = client(&sb).await;
+        plain.subscribe().await.unwrap();
+        assert!(!c.ping().await.unwrap().asks_codes);
+        let hosted = agent.handle.ask_codes();
+        assert!(c.ping().await.unwrap().asks_codes);
+        drop(hosted);
+        assert!(!c.ping().await.unwrap().asks_codes);
+        agent.stop().await;
     }
 
     #[tokio::test]

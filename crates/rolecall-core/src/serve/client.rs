@@ -61,7 +61,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// (STS calls with retries, and waiting for a pass in flight).
 pub fn answer_timeout(request: &Request) -> Duration {
     match request {
-        Request::Ping | Request::Subscribe => Duration::from_secs(5),
+        Request::Ping | Request::Subscribe { .. } => Duration::from_secs(5),
         Request::Status => Duration::from_secs(30),
         Request::Refresh { .. }
         | Request::Mfa { .. }
@@ -78,7 +78,7 @@ fn op(request: &Request) -> &'static str {
         Request::Mfa { .. } => "mfa",
         Request::Use { .. } => "use",
         Request::Clear { .. } => "clear",
-        Request::Subscribe => "subscribe",
+        Request::Subscribe { .. } => "subscribe",
     }
 }
 
@@ -295,7 +295,17 @@ impl AgentClient {
 
     /// Turns this connection into an event stream; then call [`AgentClient::next_event`].
     pub async fn subscribe(&mut self) -> Result<(), Error> {
-        self.call(Request::Subscribe).await.map(|_| ())
+        self.call(Request::Subscribe { asks_codes: false })
+            .await
+            .map(|_| ())
+    }
+
+    /// [`AgentClient::subscribe`], saying that this client asks the user for the MFA codes
+    /// the engine needs (the tray app's popup) while the stream lasts.
+    pub async fn subscribe_asking_codes(&mut self) -> Result<(), Error> {
+        self.call(Request::Subscribe { asks_codes: true })
+            .await
+            .map(|_| ())
     }
 
     /// The next item of the event stream, or `None` when the agent closed it.

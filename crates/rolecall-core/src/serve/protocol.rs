@@ -67,7 +67,13 @@ pub enum Request {
         profiles: Vec<String>,
     },
     /// Stream engine events on this connection.
-    Subscribe,
+    Subscribe {
+        /// The subscriber asks the user for the MFA codes the engine needs (the tray app's
+        /// popup) for as long as this connection lives; clients without a terminal then wait
+        /// for it (see [`Pong::asks_codes`]).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        asks_codes: bool,
+    },
 }
 
 /// A request line: the version plus the request.
@@ -122,6 +128,11 @@ pub struct Pong {
     /// predate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_file: Option<PathBuf>,
+    /// Something asks the user for MFA codes in a window (the tray app, hosting this engine
+    /// or subscribed to it with `asks_codes`): a client with no terminal can wait for a
+    /// session to start instead of failing at once. False from agents that predate it.
+    #[serde(default)]
+    pub asks_codes: bool,
 }
 
 /// What `clear` answers.
@@ -223,9 +234,11 @@ mod tests {
             version: "0.1.0".into(),
             config: Some(PathBuf::from("/c/config.toml")),
             credentials_file: Some(PathBuf::from("/h/.aws/credentials")),
+            asks_codes: true,
         };
         let back: Pong = serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
         assert_eq!(back.config, new.config);
         assert_eq!(back.credentials_file, new.credentials_file);
+        assert!(back.asks_codes && !old.asks_codes);
     }
 }
