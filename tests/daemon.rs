@@ -455,7 +455,7 @@ fn clear_through_the_agent_removes_sections_keeps_user_bytes_and_forgets_session
 
     let out = world.rc(&["clear"]).run().success();
     assert_contains!(out.stdout, "removed [");
-    assert_contains!(out.stdout, "forgot cached MFA sessions");
+    assert_contains!(out.stdout, "forgot the cached MFA session of source bastion");
     // done by the daemon: its subscribers hear of it
     let cleared = wait_until(Duration::from_secs(10), || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();

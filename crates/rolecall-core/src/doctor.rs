@@ -161,6 +161,20 @@ pub(crate) async fn run(engine: &EngineHandle) -> Vec<Check> {
         )),
     }
 
+    // Rolecall's sections that no profile has any more: nothing removes them by itself
+    for name in crate::engine::orphans(&engine.config(), &text) {
+        out.push(check(
+            "orphaned section",
+            Verdict::Warn,
+            format!(
+                "[{name}] in {} was written by Rolecall but belongs to no profile of the \
+                 config (removed while no daemon ran, or the config is gone); remove it with \
+                 `rolecall clear {name}`",
+                cred_path.display()
+            ),
+        ));
+    }
+
     let managed: Vec<String> = crate::credfile::inspect(&text)
         .sections
         .into_iter()

@@ -12,6 +12,15 @@ use crate::credfile::{self, Edit};
 use crate::error::Error;
 use crate::events::Event;
 
+/// What [`EngineHandle::clear_reported`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cleared {
+    /// The managed sections removed.
+    pub removed: Vec<String>,
+    /// The sources whose cached MFA session was in the keychain and is gone now.
+    pub forgotten_sessions: Vec<String>,
+}
+
 /// The edit that mirrors `profile` into `[default]`, with the newer of `creds` and what `text`
 /// (the credentials file) holds for it, and their expiry. `None`: neither has credentials.
 pub(super) fn mirror(
@@ -102,8 +111,15 @@ impl EngineHandle {
     }
 
     /// Removes managed sections of `targets` (all of them, `[default]` included, and every
-    /// cached session with [`Targets::All`]). Long-lived keys stay.
+    /// cached session with [`Targets::All`]), and returns the names removed. Long-lived keys
+    /// stay. A target may also name an orphaned section (see
+    /// [`orphaned_sections`](Self::orphaned_sections)).
     pub async fn clear(&self, targets: &Targets) -> Result<Vec<String>, Error> {
+        Ok(self.clear_reported(targets).await?.removed)
+    }
+
+    /// [`clear`](Self::clear), saying also whose cached MFA sessions were forgotten.
+    pub async fn clear_reported(&self, targets: &Targets) -> Result<Cleared, Error> {
         let _serial = self.inner.refresh_lock.lock().await;
         let config = self.config();
         let text = self.file_op(|f| f.read()).await?;
@@ -127,8 +143,15 @@ impl EngineHandle {
                 refused = changed.first().cloned();
                 managed.clone()
             }
-            Targets::Some(_) => {
-                let mut v = self.resolve(&config, targets)?;
+            Targets::Some(names) => {
+                // a managed section no profile has any more (an orphan) may be named too
+                let orphans = super::status::orphans(&config, &text);
+                let (orphaned, configured): (Vec<String>, Vec<String>) = names
+                    .iter()
+                    .cloned()
+                    .partition(|n| !config.profiles.contains_key(n) && orphans.contains(n));
+                let mut v = self.resolve(&config, &Targets::Some(configured))?;
+                v.extend(orphaned);
                 if let Some(a) = &config.settings.active
                     && v.contains(a)
                 {
@@ -152,9 +175,11 @@ impl EngineHandle {
             names.iter().map(|n| (n.clone(), None)).collect(),
         )
         .await;
-        if *targets == Targets::All {
-            sources::forget_all_sessions(self, &config).await?;
-        }
+        let forgotten = if *targets == Targets::All {
+            sources::forget_all_sessions(self, &config).await?
+        } else {
+            Vec::new()
+        };
         self.emit(Event::Cleared {
             profiles: names.clone(),
         });
@@ -164,7 +189,10 @@ impl EngineHandle {
                 path: self.credentials_file().path().to_path_buf(),
             }));
         }
-        Ok(names)
+        Ok(Cleared {
+            removed: names,
+            forgotten_sessions: forgotten,
+        })
     }
 
     /// Reads the config file again (on a change seen by the watcher, or SIGHUP). A valid config

@@ -37,7 +37,9 @@ pub mod sources;
 mod status;
 
 pub use crate::status::{ProfileStatus, State};
+pub use active::Cleared;
 pub use setup::{ImportOutcome, KeyImport, LineChange};
+pub(crate) use status::orphans;
 
 /// Name of the section that mirrors the active profile.
 pub const DEFAULT_SECTION: &str = "default";

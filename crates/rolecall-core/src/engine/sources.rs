@@ -222,19 +222,22 @@ pub(super) async fn forget_session(
 }
 
 /// Forgets every cached session (`rolecall clear`); touches the keychain only when a source
-/// of kind `keychain` exists.
+/// of kind `keychain` exists. Returns the sources whose session was in the keychain.
 pub(super) async fn forget_all_sessions(
     handle: &EngineHandle,
     config: &Config,
-) -> Result<(), EngineError> {
+) -> Result<Vec<String>, EngineError> {
     handle.inner.sources.memory().clear();
+    let mut forgotten = Vec::new();
     for (name, src) in &config.sources {
         if src.kind == SourceKind::Keychain {
             let s = name.clone();
-            handle.blocking(move |v| v.delete_session(&s)).await?;
+            if handle.blocking(move |v| v.delete_session(&s)).await? {
+                forgotten.push(name.clone());
+            }
         }
     }
-    Ok(())
+    Ok(forgotten)
 }
 
 /// Whether `source` can make credentials until `until` without a new MFA code (for

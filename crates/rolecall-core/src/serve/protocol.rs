@@ -131,6 +131,10 @@ pub struct Cleared {
     pub removed: Vec<String>,
     /// The credentials file they were removed from.
     pub credentials_file: PathBuf,
+    /// The sources whose cached MFA session was forgotten (`clear` of everything); absent
+    /// from agents that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forgotten_sessions: Option<Vec<String>>,
 }
 
 /// What happened to one profile in a refresh, in a form that crosses the socket.
