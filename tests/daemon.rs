@@ -455,7 +455,10 @@ fn clear_through_the_agent_removes_sections_keeps_user_bytes_and_forgets_session
 
     let out = world.rc(&["clear"]).run().success();
     assert_contains!(out.stdout, "removed [");
-    assert_contains!(out.stdout, "forgot the cached MFA session of source bastion");
+    assert_contains!(
+        out.stdout,
+        "forgot the cached MFA session of source bastion"
+    );
     // done by the daemon: its subscribers hear of it
     let cleared = wait_until(Duration::from_secs(10), || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -515,4 +518,35 @@ fn issue_14_the_daemon_log_shows_no_rust_internals() {
     for internal in ["SystemTime {", "Rfc3339Timestamp(", "expiration=Some("] {
         assert!(!log.contains(internal), "{internal} in the log:\n{log}");
     }
+}
+
+/// Issue 14: a config typo made while the daemon runs: `status` (answered by the daemon) says
+/// that the daemon runs on the last good config and why the new one was refused, until the
+/// file is fixed.
+#[test]
+fn issue_14_status_says_the_daemon_runs_on_the_last_good_config_after_a_typo() {
+    let world = refreshed_world();
+    let daemon = Daemon::start(&world);
+    let typo = SHORT.replace("refresh_before", "refresh_befor");
+    world.sandbox.write(world.sandbox.config_path(), &typo);
+    // the daemon reloads when it sees the file change: ask until it has
+    let out = wait_until(Duration::from_secs(20), || {
+        let out = world.rc(&["status"]).run().success();
+        out.stderr.contains("last good config").then_some(out)
+    })
+    .unwrap_or_else(|| panic!("status never named the refused config:\n{}", daemon.log()));
+    assert_contains!(out.stderr, "refresh_befor");
+    assert_contains!(
+        out.stderr,
+        &world.sandbox.config_path().display().to_string()
+    );
+    // the profiles are still shown, from the daemon
+    assert_contains!(out.stdout, "dev-admin");
+
+    world.sandbox.write(world.sandbox.config_path(), SHORT);
+    wait_until(Duration::from_secs(20), || {
+        let out = world.rc(&["status"]).run().success();
+        (!out.stderr.contains("last good config")).then_some(())
+    })
+    .unwrap_or_else(|| panic!("status kept naming the fixed config:\n{}", daemon.log()));
 }

@@ -11,11 +11,19 @@ pub async fn run(paths: Paths, args: StatusArgs, no_agent: bool) -> anyhow::Resu
     let (status, daemon, local) = match agent(&paths, no_agent).await {
         // the agent runs on the same files; the file's orphans are read here (a config that
         // does not load here is the agent's to report)
-        Some(mut agent) => (
-            agent.status().await?,
-            true,
-            engine(paths.clone()).await.ok(),
-        ),
+        Some(mut agent) => {
+            let status = agent.status().await?;
+            // a config the agent refused: it runs on the last good one (issue 14)
+            if let Ok(pong) = agent.ping().await
+                && let Some(error) = pong.config_error
+            {
+                eprintln!(
+                    "rolecall: warning: the running agent refused the changed config and runs \
+                     on the last good config until the file is fixed: {error}"
+                );
+            }
+            (status, true, engine(paths.clone()).await.ok())
+        }
         None => {
             let engine = engine(paths.clone()).await?;
             (engine.status().await?, false, Some(engine))

@@ -195,6 +195,22 @@ impl EngineHandle {
         })
     }
 
+    /// Why the last [`reload`](Self::reload) refused the config file, while the config in
+    /// force is the last good one; `None` when the last reload worked (or there was none).
+    pub fn config_error(&self) -> Option<String> {
+        match self.inner.config_error.lock() {
+            Ok(e) => e.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_config_error(&self, error: Option<String>) {
+        match self.inner.config_error.lock() {
+            Ok(mut e) => *e = error,
+            Err(poisoned) => *poisoned.into_inner() = error,
+        }
+    }
+
     /// Reads the config file again (on a change seen by the watcher, or SIGHUP). A valid config
     /// replaces the one in force: the managed sections of profiles it no longer has are
     /// removed (and `[default]` when `active` was removed), parked profiles get another try,
@@ -221,6 +237,7 @@ impl EngineHandle {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "config not reloaded");
+                self.set_config_error(Some(e.to_string()));
                 self.emit(Event::ConfigInvalid {
                     message: e.to_string(),
                 });
@@ -304,6 +321,7 @@ impl EngineHandle {
             self.set_sts(EngineHandle::new_sts(is).await);
         }
         self.set_config(new);
+        self.set_config_error(None);
         self.inner.board.reloaded();
         tracing::info!(?added, ?removed, "config reloaded");
         self.emit(Event::ConfigReloaded { added, removed });

@@ -147,6 +147,7 @@ impl EngineBuilder {
                     keychain: blocking::KeychainThread::new(self.keychain_timeout),
                     sources: sources::Sources::default(),
                     board: board::Board::default(),
+                    config_error: std::sync::Mutex::new(None),
                 }),
             },
         })
@@ -203,6 +204,9 @@ struct Inner {
     sources: sources::Sources,
     /// What a scheduler running over this engine shares with it (see [`board`]).
     board: board::Board,
+    /// Why the last reload refused the config file (the config in force is then the last
+    /// good one); `None` once a reload worked. For `status` through the agent (issue 14).
+    config_error: std::sync::Mutex<Option<String>>,
 }
 
 /// A cheap, cloneable handle: every operation of the engine.

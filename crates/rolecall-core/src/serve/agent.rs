@@ -335,6 +335,7 @@ async fn handle(engine: &EngineHandle, request: Request) -> Result<serde_json::V
             version: env!("CARGO_PKG_VERSION").to_string(),
             config: Some(engine.paths().config_file.clone()),
             credentials_file: Some(engine.credentials_file().path().to_path_buf()),
+            config_error: engine.config_error(),
         }),
         Request::Status => to_value(&engine.status().await.map_err(|e| remote(&e))?),
         Request::Refresh {

@@ -122,6 +122,10 @@ pub struct Pong {
     /// predate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_file: Option<PathBuf>,
+    /// Why the agent refused the config file when it last read it (it runs on the last good
+    /// config meanwhile); absent when that read worked, and from agents that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_error: Option<String>,
 }
 
 /// What `clear` answers.
@@ -227,9 +231,12 @@ mod tests {
             version: "0.1.0".into(),
             config: Some(PathBuf::from("/c/config.toml")),
             credentials_file: Some(PathBuf::from("/h/.aws/credentials")),
+            config_error: Some("line 2: unknown key".into()),
         };
         let back: Pong = serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
         assert_eq!(back.config, new.config);
         assert_eq!(back.credentials_file, new.credentials_file);
+        assert_eq!(back.config_error, new.config_error);
+        assert_eq!(old.config_error, None);
     }
 }
