@@ -720,23 +720,52 @@ fn issue_14_orphaned_sections_are_reported_and_cleared_after_the_config_is_gone(
     let out = world.rc(&["doctor"]).run();
     assert_contains!(out.stdout, "warn  orphaned section");
     assert_contains!(out.stdout, "rolecall clear dev-admin");
+    // and what the keychain still holds of the source the config had
+    assert_contains!(
+        out.stdout,
+        "the keychain holds the key and a cached MFA session of source bastion"
+    );
+    assert_contains!(out.stdout, "`rolecall keys remove bastion`");
 
     let out = world.rc(&["clear", "dev-admin"]).run().success();
     assert_contains!(out.stdout, "removed [dev-admin]");
     assert_not_contains!(world.credentials(), "[dev-admin]");
     assert_contains!(world.credentials(), "[audit]");
 
+    // clear removes what it can see: the sections, and the session of the source the config
+    // had (the keychain lists it), saying so
     let out = world.rc(&["clear"]).run().success();
     assert_not_contains!(world.credentials(), "x_rolecall_managed");
-    if world
-        .keyring
-        .lookup("rolecall", "session:bastion")
-        .is_some()
-    {
-        assert_not_contains!(out.stdout, "forgot cached MFA sessions");
-    }
+    assert_contains!(
+        out.stdout,
+        "forgot the cached MFA session of source bastion"
+    );
+    assert!(
+        world
+            .keyring
+            .lookup("rolecall", "session:bastion")
+            .is_none()
+    );
+    assert!(
+        world.keyring.lookup("rolecall", "source:bastion").is_some(),
+        "key kept"
+    );
     let out = world.rc(&["status"]).run().success();
     assert_not_contains!(out.stdout, "belongs to no profile");
+    // the command doctor gave removes the keychain's orphans
+    world.rc(&["keys", "remove", "bastion"]).run().success();
+    assert!(world.keyring.lookup("rolecall", "source:bastion").is_none());
+    assert!(
+        world
+            .keyring
+            .lookup("rolecall", "session:bastion")
+            .is_none()
+    );
+    let out = world.rc(&["doctor"]).run();
+    assert_not_contains!(
+        out.stdout,
+        "of source bastion, which the config does not have"
+    );
 }
 
 /// Issue 14: a profile removed from the config while no daemon ran keeps its section until

@@ -45,9 +45,7 @@ pub async fn run(paths: Paths, args: ClearArgs, no_agent: bool) -> anyhow::Resul
     // nothing about it, so neither does this)
     match forgotten.as_deref() {
         Some([]) if all => {
-            outln!(
-                "no cached MFA session of a configured source to forget (long-lived keys are kept)"
-            );
+            outln!("no cached MFA session to forget (long-lived keys are kept)");
         }
         Some([one]) => {
             outln!("forgot the cached MFA session of source {one} (long-lived keys are kept)");

@@ -221,8 +221,11 @@ pub(super) async fn forget_session(
     Ok(())
 }
 
-/// Forgets every cached session (`rolecall clear`); touches the keychain only when a source
-/// of kind `keychain` exists. Returns the sources whose session was in the keychain.
+/// Forgets every cached session (`rolecall clear`): those of the config's keychain sources,
+/// and, where the keychain can list its entries, those of sources the config no longer has
+/// (issue 14: a removed config left them behind). Fails only on the config's own sources: a
+/// keychain that cannot be reached or listed while none of them needs it is no error.
+/// Returns the sources whose session was in the keychain.
 pub(super) async fn forget_all_sessions(
     handle: &EngineHandle,
     config: &Config,
@@ -237,6 +240,25 @@ pub(super) async fn forget_all_sessions(
             }
         }
     }
+    let orphans: Vec<String> = match handle.blocking(|v| v.entries()).await {
+        Ok(Some(entries)) => entries
+            .into_iter()
+            .filter(|e| e.session && !config.sources.contains_key(&e.source))
+            .map(|e| e.source)
+            .collect(),
+        Ok(None) => Vec::new(),
+        Err(error) => {
+            tracing::debug!(%error, "could not list the keychain's sessions");
+            Vec::new()
+        }
+    };
+    for name in orphans {
+        let s = name.clone();
+        if handle.blocking(move |v| v.delete_session(&s)).await? {
+            forgotten.push(name);
+        }
+    }
+    forgotten.sort();
     Ok(forgotten)
 }
 
