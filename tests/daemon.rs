@@ -550,3 +550,45 @@ fn issue_14_status_says_the_daemon_runs_on_the_last_good_config_after_a_typo() {
     })
     .unwrap_or_else(|| panic!("status kept naming the fixed config:\n{}", daemon.log()));
 }
+
+/// Issue 14: an MFA code handed to a running daemon (`refresh --mfa-code`) renews each
+/// profile once: the daemon, woken by the session the request started, must not renew them
+/// again from the file as it was before that pass wrote it (which also asked for a second MFA
+/// session for the plain session profile, and so a code, at once).
+#[test]
+fn issue_14_one_mfa_code_to_the_daemon_is_one_pass() {
+    let world = World::start();
+    world.setup(crate::support::CONFIG);
+    let daemon = Daemon::start(&world);
+    // the daemon waits for a code
+    wait_until(Duration::from_secs(20), || {
+        let status = world.rc(&["status", "--json"]).run().success().json();
+        (status[0]["state"] == "needs-mfa").then_some(())
+    })
+    .unwrap_or_else(|| panic!("the daemon never asked for a code:\n{}", daemon.log()));
+    // the code comes seconds later, as a person types it: past the scheduler's guard between
+    // two attempts at a profile (MIN_GAP, 1 s), so the session the code starts makes the
+    // waiting profiles due again at once (a precondition, not a wait for something to happen)
+    std::thread::sleep(Duration::from_secs(2));
+    world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    // settled: every profile fresh and planned by the daemon
+    let settled = wait_until(Duration::from_secs(20), || {
+        let status = world.rc(&["status", "--json"]).run().success().json();
+        let all = status.as_array()?;
+        all.iter()
+            .all(|p| p["state"] == "fresh" && p["next_renewal"].is_string())
+            .then_some(())
+    });
+    let status = world.rc(&["status", "--json"]).run().success().json();
+    assert!(
+        settled.is_some(),
+        "not every profile fresh and planned: {status:#}\n{}",
+        daemon.log()
+    );
+    // one session, one AssumeRole per role profile (dev-admin, audit)
+    assert_eq!(world.proxy.count("GetSessionToken"), 1, "{}", daemon.log());
+    assert_eq!(world.proxy.count("AssumeRole"), 2, "{}", daemon.log());
+}
