@@ -592,3 +592,41 @@ fn issue_14_one_mfa_code_to_the_daemon_is_one_pass() {
     assert_eq!(world.proxy.count("GetSessionToken"), 1, "{}", daemon.log());
     assert_eq!(world.proxy.count("AssumeRole"), 2, "{}", daemon.log());
 }
+
+/// Issue 14: the config directory deleted and made again while the daemon runs: its later
+/// edits are still picked up, each of them (the watch follows the new directory).
+#[test]
+fn issue_14_edits_in_a_recreated_config_directory_are_picked_up() {
+    let world = refreshed_world();
+    let daemon = Daemon::start(&world);
+    let profiles = || -> Vec<String> {
+        let status = world.rc(&["status", "--json"]).run().success().json();
+        status
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .filter_map(|p| p["profile"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(profiles(), ["dev-admin", "ops"]);
+    let dir = world.sandbox.config_path().parent().unwrap().to_path_buf();
+    std::fs::remove_dir_all(&dir).unwrap();
+    // the daemon keeps its config while the file is gone
+    assert_eq!(profiles(), ["dev-admin", "ops"]);
+    let without_ops = SHORT.split("[profiles.ops]").next().unwrap().to_string();
+    world
+        .sandbox
+        .write(world.sandbox.config_path(), &without_ops);
+    wait_until(Duration::from_secs(20), || {
+        (profiles() == ["dev-admin"]).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the first edit was not picked up:\n{}", daemon.log()));
+    // and the one after it
+    world.sandbox.write(world.sandbox.config_path(), SHORT);
+    wait_until(Duration::from_secs(20), || {
+        (profiles() == ["dev-admin", "ops"]).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the second edit was not picked up:\n{}", daemon.log()));
+}
