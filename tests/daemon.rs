@@ -455,7 +455,10 @@ fn clear_through_the_agent_removes_sections_keeps_user_bytes_and_forgets_session
 
     let out = world.rc(&["clear"]).run().success();
     assert_contains!(out.stdout, "removed [");
-    assert_contains!(out.stdout, "forgot cached MFA sessions");
+    assert_contains!(
+        out.stdout,
+        "forgot the cached MFA session of source bastion"
+    );
     // done by the daemon: its subscribers hear of it
     let cleared = wait_until(Duration::from_secs(10), || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -515,4 +518,115 @@ fn issue_14_the_daemon_log_shows_no_rust_internals() {
     for internal in ["SystemTime {", "Rfc3339Timestamp(", "expiration=Some("] {
         assert!(!log.contains(internal), "{internal} in the log:\n{log}");
     }
+}
+
+/// Issue 14: a config typo made while the daemon runs: `status` (answered by the daemon) says
+/// that the daemon runs on the last good config and why the new one was refused, until the
+/// file is fixed.
+#[test]
+fn issue_14_status_says_the_daemon_runs_on_the_last_good_config_after_a_typo() {
+    let world = refreshed_world();
+    let daemon = Daemon::start(&world);
+    let typo = SHORT.replace("refresh_before", "refresh_befor");
+    world.sandbox.write(world.sandbox.config_path(), &typo);
+    // the daemon reloads when it sees the file change: ask until it has
+    let out = wait_until(Duration::from_secs(20), || {
+        let out = world.rc(&["status"]).run().success();
+        out.stderr.contains("last good config").then_some(out)
+    })
+    .unwrap_or_else(|| panic!("status never named the refused config:\n{}", daemon.log()));
+    assert_contains!(out.stderr, "refresh_befor");
+    assert_contains!(
+        out.stderr,
+        &world.sandbox.config_path().display().to_string()
+    );
+    // the profiles are still shown, from the daemon
+    assert_contains!(out.stdout, "dev-admin");
+
+    world.sandbox.write(world.sandbox.config_path(), SHORT);
+    wait_until(Duration::from_secs(20), || {
+        let out = world.rc(&["status"]).run().success();
+        (!out.stderr.contains("last good config")).then_some(())
+    })
+    .unwrap_or_else(|| panic!("status kept naming the fixed config:\n{}", daemon.log()));
+}
+
+/// Issue 14: an MFA code handed to a running daemon (`refresh --mfa-code`) renews each
+/// profile once: the daemon, woken by the session the request started, must not renew them
+/// again from the file as it was before that pass wrote it (which also asked for a second MFA
+/// session for the plain session profile, and so a code, at once).
+#[test]
+fn issue_14_one_mfa_code_to_the_daemon_is_one_pass() {
+    let world = World::start();
+    world.setup(crate::support::CONFIG);
+    let daemon = Daemon::start(&world);
+    // the daemon waits for a code
+    wait_until(Duration::from_secs(20), || {
+        let status = world.rc(&["status", "--json"]).run().success().json();
+        (status[0]["state"] == "needs-mfa").then_some(())
+    })
+    .unwrap_or_else(|| panic!("the daemon never asked for a code:\n{}", daemon.log()));
+    // the code comes seconds later, as a person types it: past the scheduler's guard between
+    // two attempts at a profile (MIN_GAP, 1 s), so the session the code starts makes the
+    // waiting profiles due again at once (a precondition, not a wait for something to happen)
+    std::thread::sleep(Duration::from_secs(2));
+    world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    // settled: every profile fresh and planned by the daemon
+    let settled = wait_until(Duration::from_secs(20), || {
+        let status = world.rc(&["status", "--json"]).run().success().json();
+        let all = status.as_array()?;
+        all.iter()
+            .all(|p| p["state"] == "fresh" && p["next_renewal"].is_string())
+            .then_some(())
+    });
+    let status = world.rc(&["status", "--json"]).run().success().json();
+    assert!(
+        settled.is_some(),
+        "not every profile fresh and planned: {status:#}\n{}",
+        daemon.log()
+    );
+    // one session, one AssumeRole per role profile (dev-admin, audit)
+    assert_eq!(world.proxy.count("GetSessionToken"), 1, "{}", daemon.log());
+    assert_eq!(world.proxy.count("AssumeRole"), 2, "{}", daemon.log());
+}
+
+/// Issue 14: the config directory deleted and made again while the daemon runs: its later
+/// edits are still picked up, each of them (the watch follows the new directory).
+#[test]
+fn issue_14_edits_in_a_recreated_config_directory_are_picked_up() {
+    let world = refreshed_world();
+    let daemon = Daemon::start(&world);
+    let profiles = || -> Vec<String> {
+        let status = world.rc(&["status", "--json"]).run().success().json();
+        status
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .filter_map(|p| p["profile"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(profiles(), ["dev-admin", "ops"]);
+    let dir = world.sandbox.config_path().parent().unwrap().to_path_buf();
+    std::fs::remove_dir_all(&dir).unwrap();
+    // the daemon keeps its config while the file is gone
+    assert_eq!(profiles(), ["dev-admin", "ops"]);
+    let without_ops = SHORT.split("[profiles.ops]").next().unwrap().to_string();
+    world
+        .sandbox
+        .write(world.sandbox.config_path(), &without_ops);
+    wait_until(Duration::from_secs(20), || {
+        (profiles() == ["dev-admin"]).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the first edit was not picked up:\n{}", daemon.log()));
+    // and the one after it
+    world.sandbox.write(world.sandbox.config_path(), SHORT);
+    wait_until(Duration::from_secs(20), || {
+        (profiles() == ["dev-admin", "ops"]).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the second edit was not picked up:\n{}", daemon.log()));
 }

@@ -695,3 +695,119 @@ fn issue_15_regions_are_written_to_the_aws_config_file_and_removed_with_clear() 
     world.rc(&["clear"]).run().success();
     assert_eq!(world.sandbox.read(world.sandbox.aws_config_path()), user);
 }
+
+/// Issue 14: after `rm -rf ~/.config/rolecall`, Rolecall's sections stay in the credentials
+/// file: `status` and `doctor` name them and the command that removes them, `clear NAME`
+/// removes one, and `clear` claims no forgotten session it did not forget.
+#[test]
+fn issue_14_orphaned_sections_are_reported_and_cleared_after_the_config_is_gone() {
+    let world = World::start();
+    world.setup(CONFIG);
+    world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    std::fs::remove_dir_all(world.sandbox.config_path().parent().unwrap()).unwrap();
+
+    let out = world.rc(&["status"]).run().success();
+    for name in ["dev-admin", "audit", "session"] {
+        assert_contains!(
+            out.stdout,
+            &format!("[{name}] belongs to no profile of the config: rolecall clear {name}")
+        );
+    }
+    // a warning (the files are as they should be otherwise): whatever else doctor finds
+    let out = world.rc(&["doctor"]).run();
+    assert_contains!(out.stdout, "warn  orphaned section");
+    assert_contains!(out.stdout, "rolecall clear dev-admin");
+    // and what the keychain still holds of the source the config had
+    assert_contains!(
+        out.stdout,
+        "the keychain holds the key and a cached MFA session of source bastion"
+    );
+    assert_contains!(out.stdout, "`rolecall keys remove bastion`");
+
+    let out = world.rc(&["clear", "dev-admin"]).run().success();
+    assert_contains!(out.stdout, "removed [dev-admin]");
+    assert_not_contains!(world.credentials(), "[dev-admin]");
+    assert_contains!(world.credentials(), "[audit]");
+
+    // clear removes what it can see: the sections, and the session of the source the config
+    // had (the keychain lists it), saying so
+    let out = world.rc(&["clear"]).run().success();
+    assert_not_contains!(world.credentials(), "x_rolecall_managed");
+    assert_contains!(
+        out.stdout,
+        "forgot the cached MFA session of source bastion"
+    );
+    assert!(
+        world
+            .keyring
+            .lookup("rolecall", "session:bastion")
+            .is_none()
+    );
+    assert!(
+        world.keyring.lookup("rolecall", "source:bastion").is_some(),
+        "key kept"
+    );
+    let out = world.rc(&["status"]).run().success();
+    assert_not_contains!(out.stdout, "belongs to no profile");
+    // the command doctor gave removes the keychain's orphans
+    world.rc(&["keys", "remove", "bastion"]).run().success();
+    assert!(world.keyring.lookup("rolecall", "source:bastion").is_none());
+    assert!(
+        world
+            .keyring
+            .lookup("rolecall", "session:bastion")
+            .is_none()
+    );
+    let out = world.rc(&["doctor"]).run();
+    assert_not_contains!(
+        out.stdout,
+        "of source bastion, which the config does not have"
+    );
+}
+
+/// Issue 14: a profile removed from the config while no daemon ran keeps its section until
+/// `clear NAME`; `status` says so meanwhile. `clear` says whose sessions it forgot.
+#[test]
+fn issue_14_a_removed_profiles_section_is_reported_until_cleared() {
+    let world = World::start();
+    world.setup(CONFIG);
+    world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let without_session = CONFIG.replace("[profiles.session]\nsource = \"bastion\"\n", "");
+    world
+        .sandbox
+        .write(world.sandbox.config_path(), &without_session);
+    let out = world.rc(&["status"]).run().success();
+    assert_contains!(
+        out.stdout,
+        "[session] belongs to no profile of the config: rolecall clear session"
+    );
+    assert_not_contains!(out.stdout, "[dev-admin] belongs");
+    let out = world.rc(&["doctor"]).run().success();
+    assert_contains!(out.stdout, "warn  orphaned section");
+    assert_contains!(out.stdout, "rolecall clear session");
+
+    let out = world.rc(&["clear", "session"]).run().success();
+    assert_contains!(out.stdout, "removed [session]");
+    let out = world.rc(&["status"]).run().success();
+    assert_not_contains!(out.stdout, "belongs to no profile");
+    // an unknown name that is no section either is still an error
+    world.rc(&["clear", "nope"]).run().code_is(2);
+
+    let out = world.rc(&["clear"]).run().success();
+    assert_contains!(
+        out.stdout,
+        "forgot the cached MFA session of source bastion"
+    );
+    assert!(
+        world
+            .keyring
+            .lookup("rolecall", "session:bastion")
+            .is_none()
+    );
+}

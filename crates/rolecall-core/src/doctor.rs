@@ -46,6 +46,50 @@ pub struct Check {
 /// Clock skew beyond which AWS rejects signatures.
 const MAX_SKEW: Duration = Duration::from_secs(5 * 60);
 
+/// Keys and cached sessions in the keychain of sources the config does not have (a source
+/// removed by hand, or a removed config: nothing else removes them). Asked even when no
+/// source uses the keychain (the config may be gone), but then a keychain that cannot be
+/// reached is no news. A store that cannot list its entries is said to be so.
+async fn orphaned_entries(engine: &EngineHandle, uses_keychain: bool, out: &mut Vec<Check>) {
+    let check = |verdict, detail: String| Check {
+        name: "keychain entries",
+        verdict,
+        detail,
+    };
+    let config = engine.config();
+    match engine.keychain_entries().await {
+        Ok(Some(entries)) => {
+            for entry in entries {
+                let name = entry.source;
+                if config.sources.contains_key(&name) {
+                    continue;
+                }
+                let what = match (entry.key, entry.session) {
+                    (true, true) => "the key and a cached MFA session",
+                    (true, false) => "the key",
+                    _ => "a cached MFA session",
+                };
+                out.push(check(
+                    Verdict::Warn,
+                    format!(
+                        "the keychain holds {what} of source {name}, which the config does not \
+                         have; add [sources.{name}] to the config to use it again, or remove \
+                         it with `rolecall keys remove {name}`"
+                    ),
+                ));
+            }
+        }
+        Ok(None) => out.push(check(
+            Verdict::Ok,
+            "this keychain cannot list its entries, so keys and sessions of sources removed \
+             from the config are not looked for"
+                .into(),
+        )),
+        Err(e) if uses_keychain => out.push(check(Verdict::Warn, e.to_string())),
+        Err(_) => {}
+    }
+}
+
 pub(crate) async fn run(engine: &EngineHandle) -> Vec<Check> {
     let mut out = Vec::new();
     let paths = engine.paths().clone();
@@ -130,6 +174,7 @@ pub(crate) async fn run(engine: &EngineHandle) -> Vec<Check> {
         }
         Some(Err(e)) => out.push(check("keychain", Verdict::Fail, e.to_string())),
     }
+    orphaned_entries(engine, uses_keychain, &mut out).await;
     out.push(cred_check);
 
     match engine.sts().server_time(None).await {
@@ -159,6 +204,20 @@ pub(crate) async fn run(engine: &EngineHandle) -> Vec<Check> {
             Verdict::Warn,
             format!("could not compare with STS: {e}"),
         )),
+    }
+
+    // Rolecall's sections that no profile has any more: nothing removes them by itself
+    for name in crate::engine::orphans(&engine.config(), &text) {
+        out.push(check(
+            "orphaned section",
+            Verdict::Warn,
+            format!(
+                "[{name}] in {} was written by Rolecall but belongs to no profile of the \
+                 config (removed while no daemon ran, or the config is gone); remove it with \
+                 `rolecall clear {name}`",
+                cred_path.display()
+            ),
+        ));
     }
 
     let managed: Vec<String> = crate::credfile::inspect(&text)

@@ -12,10 +12,14 @@ pub async fn run(paths: Paths, args: ClearArgs, no_agent: bool) -> anyhow::Resul
     let through_agent = agent(&paths, no_agent).await;
     // any agent (another config's, or one --no-agent passed by) renews what it manages
     let agent_running = through_agent.is_some() || running_agent(&paths).await.is_some();
-    let (removed, file) = match through_agent {
+    let (removed, file, forgotten) = match through_agent {
         Some(mut agent) => {
             let cleared = agent.clear(args.profiles).await?;
-            (cleared.removed, cleared.credentials_file)
+            (
+                cleared.removed,
+                cleared.credentials_file,
+                cleared.forgotten_sessions,
+            )
         }
         None => {
             let engine = engine(paths).await?;
@@ -24,8 +28,12 @@ pub async fn run(paths: Paths, args: ClearArgs, no_agent: bool) -> anyhow::Resul
             } else {
                 Targets::Some(args.profiles)
             };
-            let removed = engine.clear(&targets).await?;
-            (removed, engine.credentials_file().path().to_path_buf())
+            let cleared = engine.clear_reported(&targets).await?;
+            (
+                cleared.removed,
+                engine.credentials_file().path().to_path_buf(),
+                Some(cleared.forgotten_sessions),
+            )
         }
     };
     if removed.is_empty() {
@@ -33,8 +41,20 @@ pub async fn run(paths: Paths, args: ClearArgs, no_agent: bool) -> anyhow::Resul
     } else {
         outln!("removed [{}] from {}", removed.join("], ["), file.display());
     }
-    if all {
-        outln!("forgot cached MFA sessions (long-lived keys are kept)");
+    // only what was in the keychain and is gone (an agent that predates the answer says
+    // nothing about it, so neither does this)
+    match forgotten.as_deref() {
+        Some([]) if all => {
+            outln!("no cached MFA session to forget (long-lived keys are kept)");
+        }
+        Some([one]) => {
+            outln!("forgot the cached MFA session of source {one} (long-lived keys are kept)");
+        }
+        Some(many) if !many.is_empty() => outln!(
+            "forgot the cached MFA sessions of sources {} (long-lived keys are kept)",
+            many.join(", ")
+        ),
+        _ => {}
     }
     if agent_running && !removed.is_empty() {
         // the daemon treats a missing section as due: say so rather than surprise

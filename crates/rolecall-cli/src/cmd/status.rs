@@ -8,19 +8,46 @@ use crate::cmd::{agent, engine, short};
 
 pub async fn run(paths: Paths, args: StatusArgs, no_agent: bool) -> anyhow::Result<u8> {
     // a running daemon renews at its planned time; without one, renewals are only due
-    let (status, daemon) = match agent(&paths, no_agent).await {
-        Some(mut agent) => (agent.status().await?, true),
-        None => (engine(paths.clone()).await?.status().await?, false),
+    let (status, daemon, local) = match agent(&paths, no_agent).await {
+        // the agent runs on the same files; the file's orphans are read here (a config that
+        // does not load here is the agent's to report)
+        Some(mut agent) => {
+            let status = agent.status().await?;
+            // a config the agent refused: it runs on the last good one (issue 14)
+            if let Ok(pong) = agent.ping().await
+                && let Some(error) = pong.config_error
+            {
+                eprintln!(
+                    "rolecall: warning: the running agent refused the changed config and runs \
+                     on the last good config until the file is fixed: {error}"
+                );
+            }
+            (status, true, engine(paths.clone()).await.ok())
+        }
+        None => {
+            let engine = engine(paths.clone()).await?;
+            (engine.status().await?, false, Some(engine))
+        }
     };
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(crate::exit::OK);
     }
+    let orphans = match &local {
+        Some(engine) => engine.orphaned_sections().await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let print_orphans = || {
+        for name in &orphans {
+            outln!("orphaned: [{name}] belongs to no profile of the config: rolecall clear {name}");
+        }
+    };
     if status.is_empty() {
         outln!(
             "no profiles configured; add one to {}",
             paths.config_file.display()
         );
+        print_orphans();
         return Ok(crate::exit::OK);
     }
     let rows: Vec<[String; 7]> = status
@@ -97,5 +124,6 @@ pub async fn run(paths: Paths, args: StatusArgs, no_agent: bool) -> anyhow::Resu
     if status.iter().any(|s| s.active) {
         outln!("(* mirrored into [default])");
     }
+    print_orphans();
     Ok(crate::exit::OK)
 }

@@ -12,6 +12,15 @@ use crate::credfile::{self, Edit};
 use crate::error::Error;
 use crate::events::Event;
 
+/// What [`EngineHandle::clear_reported`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cleared {
+    /// The managed sections removed.
+    pub removed: Vec<String>,
+    /// The sources whose cached MFA session was in the keychain and is gone now.
+    pub forgotten_sessions: Vec<String>,
+}
+
 /// The edit that mirrors `profile` into `[default]`, with the newer of `creds` and what `text`
 /// (the credentials file) holds for it, and their expiry. `None`: neither has credentials.
 pub(super) fn mirror(
@@ -104,8 +113,15 @@ impl EngineHandle {
     }
 
     /// Removes managed sections of `targets` (all of them, `[default]` included, and every
-    /// cached session with [`Targets::All`]). Long-lived keys stay.
+    /// cached session with [`Targets::All`]), and returns the names removed. Long-lived keys
+    /// stay. A target may also name an orphaned section (see
+    /// [`orphaned_sections`](Self::orphaned_sections)).
     pub async fn clear(&self, targets: &Targets) -> Result<Vec<String>, Error> {
+        Ok(self.clear_reported(targets).await?.removed)
+    }
+
+    /// [`clear`](Self::clear), saying also whose cached MFA sessions were forgotten.
+    pub async fn clear_reported(&self, targets: &Targets) -> Result<Cleared, Error> {
         let _serial = self.inner.refresh_lock.lock().await;
         let config = self.config();
         let text = self.file_op(|f| f.read()).await?;
@@ -129,8 +145,15 @@ impl EngineHandle {
                 refused = changed.first().cloned();
                 managed.clone()
             }
-            Targets::Some(_) => {
-                let mut v = self.resolve(&config, targets)?;
+            Targets::Some(names) => {
+                // a managed section no profile has any more (an orphan) may be named too
+                let orphans = super::status::orphans(&config, &text);
+                let (orphaned, configured): (Vec<String>, Vec<String>) = names
+                    .iter()
+                    .cloned()
+                    .partition(|n| !config.profiles.contains_key(n) && orphans.contains(n));
+                let mut v = self.resolve(&config, &Targets::Some(configured))?;
+                v.extend(orphaned);
                 if let Some(a) = &config.settings.active
                     && v.contains(a)
                 {
@@ -154,9 +177,11 @@ impl EngineHandle {
             names.iter().map(|n| (n.clone(), None)).collect(),
         )
         .await;
-        if *targets == Targets::All {
-            sources::forget_all_sessions(self, &config).await?;
-        }
+        let forgotten = if *targets == Targets::All {
+            sources::forget_all_sessions(self, &config).await?
+        } else {
+            Vec::new()
+        };
         self.emit(Event::Cleared {
             profiles: names.clone(),
         });
@@ -168,7 +193,26 @@ impl EngineHandle {
                 path: self.credentials_file().path().to_path_buf(),
             }));
         }
-        Ok(names)
+        Ok(Cleared {
+            removed: names,
+            forgotten_sessions: forgotten,
+        })
+    }
+
+    /// Why the last [`reload`](Self::reload) refused the config file, while the config in
+    /// force is the last good one; `None` when the last reload worked (or there was none).
+    pub fn config_error(&self) -> Option<String> {
+        match self.inner.config_error.lock() {
+            Ok(e) => e.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_config_error(&self, error: Option<String>) {
+        match self.inner.config_error.lock() {
+            Ok(mut e) => *e = error,
+            Err(poisoned) => *poisoned.into_inner() = error,
+        }
     }
 
     /// Reads the config file again (on a change seen by the watcher, or SIGHUP). A valid config
@@ -197,6 +241,7 @@ impl EngineHandle {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "config not reloaded");
+                self.set_config_error(Some(e.to_string()));
                 self.emit(Event::ConfigInvalid {
                     message: e.to_string(),
                 });
@@ -280,6 +325,7 @@ impl EngineHandle {
             self.set_sts(EngineHandle::new_sts(is).await);
         }
         self.set_config(new);
+        self.set_config_error(None);
         self.inner.board.reloaded();
         tracing::info!(?added, ?removed, "config reloaded");
         self.emit(Event::ConfigReloaded { added, removed });

@@ -95,6 +95,12 @@ impl EngineHandle {
         Ok(out)
     }
 
+    /// The sources that have a key or a cached session in the keychain, with what each has;
+    /// `None` when the keychain cannot list its entries. No secret is read.
+    pub async fn keychain_entries(&self) -> Result<Option<Vec<crate::vault::Entries>>, Error> {
+        self.blocking(|v| v.entries()).await
+    }
+
     /// Deletes a source's key and session from the keychain and its config entry. Refuses
     /// while profiles use it.
     pub async fn remove_key(&self, source: &str) -> Result<bool, Error> {

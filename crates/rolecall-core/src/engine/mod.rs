@@ -37,7 +37,9 @@ pub mod sources;
 mod status;
 
 pub use crate::status::{ProfileStatus, State};
+pub use active::Cleared;
 pub use setup::{ImportOutcome, KeyImport, LineChange};
+pub(crate) use status::orphans;
 
 /// Name of the section that mirrors the active profile.
 pub const DEFAULT_SECTION: &str = "default";
@@ -146,6 +148,7 @@ impl EngineBuilder {
                     sources: sources::Sources::default(),
                     board: board::Board::default(),
                     code_askers: std::sync::atomic::AtomicUsize::new(0),
+                    config_error: std::sync::Mutex::new(None),
                 }),
             },
         })
@@ -204,6 +207,9 @@ struct Inner {
     board: board::Board,
     /// How many [`CodeAsker`]s live: shells that ask the user for MFA codes in a window.
     code_askers: std::sync::atomic::AtomicUsize,
+    /// Why the last reload refused the config file (the config in force is then the last
+    /// good one); `None` once a reload worked. For `status` through the agent (issue 14).
+    config_error: std::sync::Mutex<Option<String>>,
 }
 
 /// Held by a shell that asks the user for the MFA codes this engine needs (the tray app's

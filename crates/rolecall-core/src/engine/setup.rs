@@ -341,4 +341,16 @@ impl EngineHandle {
     pub(crate) async fn read_credentials_text(&self) -> Result<zeroize::Zeroizing<String>, Error> {
         self.file_op(|f| f.read()).await
     }
+
+    /// The credentials file's text once no refresh pass runs (for the scheduler). A pass that
+    /// a request started (the agent's `refresh --mfa-code`) wakes the scheduler as soon as it
+    /// starts a session, before it writes the file: the file read then would make the
+    /// scheduler renew the same profiles again, forced (issue 14: every profile renewed twice,
+    /// and a second MFA session asked for at once).
+    pub(crate) async fn read_credentials_text_between_passes(
+        &self,
+    ) -> Result<zeroize::Zeroizing<String>, Error> {
+        let _serial = self.inner.refresh_lock.lock().await;
+        self.file_op(|f| f.read()).await
+    }
 }

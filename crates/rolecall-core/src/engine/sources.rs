@@ -221,20 +221,45 @@ pub(super) async fn forget_session(
     Ok(())
 }
 
-/// Forgets every cached session (`rolecall clear`); touches the keychain only when a source
-/// of kind `keychain` exists.
+/// Forgets every cached session (`rolecall clear`): those of the config's keychain sources,
+/// and, where the keychain can list its entries, those of sources the config no longer has
+/// (issue 14: a removed config left them behind). Fails only on the config's own sources: a
+/// keychain that cannot be reached or listed while none of them needs it is no error.
+/// Returns the sources whose session was in the keychain.
 pub(super) async fn forget_all_sessions(
     handle: &EngineHandle,
     config: &Config,
-) -> Result<(), EngineError> {
+) -> Result<Vec<String>, EngineError> {
     handle.inner.sources.memory().clear();
+    let mut forgotten = Vec::new();
     for (name, src) in &config.sources {
         if src.kind == SourceKind::Keychain {
             let s = name.clone();
-            handle.blocking(move |v| v.delete_session(&s)).await?;
+            if handle.blocking(move |v| v.delete_session(&s)).await? {
+                forgotten.push(name.clone());
+            }
         }
     }
-    Ok(())
+    let orphans: Vec<String> = match handle.blocking(|v| v.entries()).await {
+        Ok(Some(entries)) => entries
+            .into_iter()
+            .filter(|e| e.session && !config.sources.contains_key(&e.source))
+            .map(|e| e.source)
+            .collect(),
+        Ok(None) => Vec::new(),
+        Err(error) => {
+            tracing::debug!(%error, "could not list the keychain's sessions");
+            Vec::new()
+        }
+    };
+    for name in orphans {
+        let s = name.clone();
+        if handle.blocking(move |v| v.delete_session(&s)).await? {
+            forgotten.push(name);
+        }
+    }
+    forgotten.sort();
+    Ok(forgotten)
 }
 
 /// Whether `source` can make credentials until `until` without a new MFA code (for

@@ -9,7 +9,33 @@ use crate::credfile;
 use crate::error::Error;
 use crate::status::{ProfileStatus, State, profile_renew_before, session_renew_before, state_of};
 
+/// The managed sections of the credentials file `text` that belong to no profile of `config`:
+/// left by a profile removed from the config while no daemon ran (a running one removes them
+/// on reload), or by a config that is gone. `[default]` is one while no profile is active.
+/// Sections changed since rolecall wrote them are the user's, never orphans.
+pub(crate) fn orphans(config: &crate::config::Config, text: &str) -> Vec<String> {
+    credfile::inspect(text)
+        .managed()
+        .map(|s| s.name.clone())
+        .filter(|name| {
+            if name == super::DEFAULT_SECTION {
+                config.settings.active.is_none()
+            } else {
+                !config.profiles.contains_key(name)
+            }
+        })
+        .collect()
+}
+
 impl EngineHandle {
+    /// The credentials file's orphaned managed sections (see [`orphans`]), in file order;
+    /// `rolecall clear NAME` removes one.
+    pub async fn orphaned_sections(&self) -> Result<Vec<String>, Error> {
+        let config = self.config();
+        let text = self.file_op(|f| f.read()).await?;
+        Ok(orphans(&config, &text))
+    }
+
     /// Every profile's state, read from the credentials file (and the keychain for profiles
     /// that would need a new MFA session).
     pub async fn status(&self) -> Result<Vec<ProfileStatus>, Error> {
@@ -92,5 +118,46 @@ impl EngineHandle {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::orphans;
+    use crate::config::Config;
+
+    const MANAGED: &str = "x_rolecall_managed = true\naws_access_key_id = ASIAX\n\
+                           aws_secret_access_key = s\n";
+
+    fn file(names: &[&str]) -> String {
+        names
+            .iter()
+            .map(|n| format!("[{n}]\n{MANAGED}\n"))
+            .collect::<String>()
+            + "[mine]\naws_access_key_id = AKIAX\naws_secret_access_key = s\n"
+    }
+
+    #[test]
+    fn issue_14_orphans_are_managed_sections_no_profile_has() {
+        let config = Config::parse(
+            "[sources.s]\n[profiles.kept]\nsource = \"s\"\n",
+            Path::new("config.toml"),
+        )
+        .unwrap();
+        let text = file(&["kept", "gone", "default"]);
+        // `[default]` too, while no profile is active; the user's own sections never
+        assert_eq!(orphans(&config, &text), ["gone", "default"]);
+        let active = Config::parse(
+            "[settings]\nactive = \"kept\"\n[sources.s]\n[profiles.kept]\nsource = \"s\"\n",
+            Path::new("config.toml"),
+        )
+        .unwrap();
+        assert_eq!(orphans(&active, &text), ["gone"]);
+        assert_eq!(
+            orphans(&Config::default(), &text),
+            ["kept", "gone", "default"]
+        );
     }
 }

@@ -167,7 +167,8 @@ impl Backend for EngineHandle {
     }
 
     async fn managed_expirations(&self) -> Result<BTreeMap<String, Option<SystemTime>>, Error> {
-        let text = self.read_credentials_text().await?;
+        // not half-way through a pass (one the agent runs may have just woken us)
+        let text = self.read_credentials_text_between_passes().await?;
         let mut out = BTreeMap::new();
         for s in credfile::inspect(&text).managed() {
             out.entry(s.name.clone()).or_insert(s.expiration);

@@ -24,7 +24,11 @@ pub(super) const DEBOUNCE: Duration = Duration::from_millis(200);
 /// Watches the config file until `stop`; returns at once (after a log line) when it cannot.
 /// When its directory does not exist yet (a first run), the nearest directory above it that
 /// does is watched instead, and the watch moves down as the directories are made, so a config
-/// written after start is still seen.
+/// written after start is still seen. A watched directory that is deleted or renamed (and perhaps
+/// made again: a new directory, which the kernel's watch does not follow) is watched anew at
+/// the next look, the way up or down as above (issue 14: after `rm -rf ~/.config/rolecall` and a new
+/// config there, later edits were never seen). The removal is told by its event, not by the
+/// inode: a directory made again at once may get the same inode number.
 pub(super) async fn config_file(handle: EngineHandle, stop: CancellationToken) {
     let path = handle.paths().config_file.clone();
     let (Some(dir), Some(name)) = (parent(&path), path.file_name().map(OsString::from)) else {
@@ -34,6 +38,10 @@ pub(super) async fn config_file(handle: EngineHandle, stop: CancellationToken) {
     // capacity 1: a pending look covers every change before it
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
     let target = dir.clone();
+    // set when the config's directory, or one above it, is removed or renamed: the kernel's
+    // watch went with it (a new directory there may even get the same inode number)
+    let gone = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gone_seen = gone.clone();
     let on_event = move |res: notify::Result<notify::Event>| match res {
         Ok(ev)
             if is_change(&ev.kind)
@@ -43,6 +51,13 @@ pub(super) async fn config_file(handle: EngineHandle, stop: CancellationToken) {
                         || target.starts_with(p)
                 }) =>
         {
+            let moved = matches!(
+                ev.kind,
+                EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_))
+            );
+            if moved && ev.paths.iter().any(|p| target.starts_with(p)) {
+                gone_seen.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
             let _ = tx.try_send(());
         }
         Ok(_) => {}
@@ -55,9 +70,10 @@ pub(super) async fn config_file(handle: EngineHandle, stop: CancellationToken) {
             return;
         }
     };
-    let Some(mut watched) = arm(&mut watcher, &dir, None) else {
+    let Some(mut watched) = arm(&mut watcher, &dir, None, false) else {
         return;
     };
+
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -71,8 +87,10 @@ pub(super) async fn config_file(handle: EngineHandle, stop: CancellationToken) {
                 r = rx.recv() => if r.is_none() { return },
             }
         }
-        if watched != dir {
-            match arm(&mut watcher, &dir, Some(&watched)) {
+        // the directory watched is gone (or another one now): its kernel watch went with it
+        let replaced = gone.swap(false, std::sync::atomic::Ordering::SeqCst) || !watched.is_dir();
+        if watched != dir || replaced {
+            match arm(&mut watcher, &dir, Some(&watched), replaced) {
                 Some(w) => watched = w,
                 None => return,
             }
@@ -85,23 +103,25 @@ pub(super) async fn config_file(handle: EngineHandle, stop: CancellationToken) {
     }
 }
 
-/// Watches `dir`, or the nearest directory above it that exists, instead of `current`; returns
-/// what is watched now (`None`: nothing can be).
+/// Watches `dir`, or the nearest directory above it that exists, instead of `current`, even
+/// when that is the same path if `anew` (its directory was removed, and the watch with it);
+/// returns what is watched now (`None`: nothing can be).
 fn arm(
     watcher: &mut impl Watcher,
     dir: &std::path::Path,
     current: Option<&std::path::Path>,
+    anew: bool,
 ) -> Option<PathBuf> {
     let Some(nearest) = dir.ancestors().find(|a| a.is_dir()).map(PathBuf::from) else {
         tracing::info!(dir = %dir.display(), "not watching the config file: no directory");
         return None;
     };
-    if current == Some(nearest.as_path()) {
+    if current == Some(nearest.as_path()) && !anew {
         return Some(nearest);
     }
-    if let Some(old) = current {
-        let _ = watcher.unwatch(old);
-    }
+    // a watch the kernel dropped with its directory is unwatched too (an error then), so
+    // that `notify` forgets it
+    let _ = current.map(|old| watcher.unwatch(old));
     if let Err(e) = watcher.watch(&nearest, RecursiveMode::NonRecursive) {
         tracing::info!(
             dir = %nearest.display(),

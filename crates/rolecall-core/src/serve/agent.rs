@@ -338,6 +338,7 @@ async fn handle(engine: &EngineHandle, request: Request) -> Result<serde_json::V
             config: Some(engine.paths().config_file.clone()),
             credentials_file: Some(engine.credentials_file().path().to_path_buf()),
             asks_codes: engine.asks_codes(),
+            config_error: engine.config_error(),
         }),
         Request::Status => to_value(&engine.status().await.map_err(|e| remote(&e))?),
         Request::Refresh {
@@ -389,12 +390,16 @@ async fn handle(engine: &EngineHandle, request: Request) -> Result<serde_json::V
             } else {
                 Targets::Some(profiles)
             };
-            let removed = engine.clear(&targets).await.map_err(|e| remote(&e))?;
+            let cleared = engine
+                .clear_reported(&targets)
+                .await
+                .map_err(|e| remote(&e))?;
             // missing sections are due: the schedule changed
             engine.wake();
             to_value(&Cleared {
-                removed,
+                removed: cleared.removed,
                 credentials_file: engine.credentials_file().path().to_path_buf(),
+                forgotten_sessions: Some(cleared.forgotten_sessions),
             })
         }
         Request::Subscribe { .. } => Err(RemoteError {

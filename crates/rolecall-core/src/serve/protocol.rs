@@ -133,6 +133,10 @@ pub struct Pong {
     /// session to start instead of failing at once. False from agents that predate it.
     #[serde(default)]
     pub asks_codes: bool,
+    /// Why the agent refused the config file when it last read it (it runs on the last good
+    /// config meanwhile); absent when that read worked, and from agents that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_error: Option<String>,
 }
 
 /// What `clear` answers.
@@ -142,6 +146,10 @@ pub struct Cleared {
     pub removed: Vec<String>,
     /// The credentials file they were removed from.
     pub credentials_file: PathBuf,
+    /// The sources whose cached MFA session was forgotten (`clear` of everything); absent
+    /// from agents that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forgotten_sessions: Option<Vec<String>>,
 }
 
 /// What happened to one profile in a refresh, in a form that crosses the socket.
@@ -235,10 +243,13 @@ mod tests {
             config: Some(PathBuf::from("/c/config.toml")),
             credentials_file: Some(PathBuf::from("/h/.aws/credentials")),
             asks_codes: true,
+            config_error: Some("line 2: unknown key".into()),
         };
         let back: Pong = serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
         assert_eq!(back.config, new.config);
         assert_eq!(back.credentials_file, new.credentials_file);
         assert!(back.asks_codes && !old.asks_codes);
+        assert_eq!(back.config_error, new.config_error);
+        assert_eq!(old.config_error, None);
     }
 }

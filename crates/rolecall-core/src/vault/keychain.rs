@@ -93,6 +93,25 @@ impl KeychainStore {
 }
 
 impl SecretStore for KeychainStore {
+    /// The Secret Service can search by attribute (Linux); the Apple and Windows stores are
+    /// not asked here (`None`).
+    fn list_accounts(&self) -> Result<Option<Vec<String>>, Error> {
+        #[cfg(target_os = "linux")]
+        {
+            let mut guard = self.lock();
+            let conn: &Connected = match &mut *guard {
+                Some(conn) => conn,
+                slot @ None => slot.insert(Connected::open().map_err(|f| f.into_error(""))?),
+            };
+            conn.probe
+                .accounts()
+                .map(Some)
+                .map_err(|f| f.into_error(""))
+        }
+        #[cfg(not(target_os = "linux"))]
+        Ok(None)
+    }
+
     fn get(&self, account: &str) -> Result<Option<SecretString>, Error> {
         self.run(account, Access::Read, |entry| match entry.get_secret() {
             Ok(mut bytes) => {
@@ -379,6 +398,28 @@ mod linux {
                 }
             }
             Ok(())
+        }
+    }
+
+    impl Probe {
+        /// The accounts of every item of service `rolecall`, locked ones too (attributes
+        /// are readable without unlocking), sorted; no secret is read.
+        pub(super) fn accounts(&self) -> Result<Vec<String>, Failure> {
+            let attributes = HashMap::from([("service", SERVICE)]);
+            let found = self
+                .ss
+                .search_items(attributes)
+                .map_err(|e| classify_ss(&e))?;
+            let mut out = Vec::new();
+            for item in found.unlocked.iter().chain(&found.locked) {
+                let attributes = item.get_attributes().map_err(|e| classify_ss(&e))?;
+                if let Some(account) = attributes.get("username") {
+                    out.push(account.clone());
+                }
+            }
+            out.sort();
+            out.dedup();
+            Ok(out)
         }
     }
 

@@ -97,6 +97,12 @@ impl SecretStore for MemoryStore {
         Self::check(&state, account)?;
         Ok(state.entries.remove(account).is_some())
     }
+
+    fn list_accounts(&self) -> Result<Option<Vec<String>>, Error> {
+        let state = self.state();
+        Self::check(&state, "")?;
+        Ok(Some(state.entries.keys().cloned().collect()))
+    }
 }
 
 #[cfg(test)]

@@ -52,6 +52,11 @@ pub trait SecretStore: Send + Sync + 'static {
     fn set(&self, account: &str, secret: &SecretString) -> Result<(), Error>;
     /// Deletes the secret stored for `account`; `false` when there was none.
     fn delete(&self, account: &str) -> Result<bool, Error>;
+    /// Every account holding a secret under [`SERVICE`], sorted, without reading a secret;
+    /// `None` when this store cannot list its entries (then `doctor` says so).
+    fn list_accounts(&self) -> Result<Option<Vec<String>>, Error> {
+        Ok(None)
+    }
 }
 
 /// What can go wrong in the vault. No variant ever holds a secret.
@@ -211,6 +216,17 @@ fn source_name_of(account: &str) -> &str {
         .unwrap_or(account)
 }
 
+/// What the store holds of one source (see [`Vault::entries`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entries {
+    /// The source name.
+    pub source: String,
+    /// Its long-lived key is stored.
+    pub key: bool,
+    /// A cached MFA session of it is stored.
+    pub session: bool,
+}
+
 /// A cached MFA session (GetSessionToken credentials) of a source.
 #[derive(Clone, Debug)]
 pub struct CachedSession {
@@ -236,6 +252,42 @@ impl Vault {
     /// A vault over `store`.
     pub fn new(store: Arc<dyn SecretStore>) -> Self {
         Vault { store }
+    }
+
+    /// The sources that have a key or a cached session in the store, each with what it has,
+    /// sorted by name; `None` when the store cannot list its entries. No secret is read.
+    pub fn entries(&self) -> Result<Option<Vec<Entries>>, Error> {
+        let Some(accounts) = self.store.list_accounts()? else {
+            return Ok(None);
+        };
+        let mut out: Vec<Entries> = Vec::new();
+        for account in &accounts {
+            let (name, key) = if let Some(n) = account.strip_prefix(SOURCE_PREFIX) {
+                (n, true)
+            } else if let Some(n) = account.strip_prefix(SESSION_PREFIX) {
+                (n, false)
+            } else {
+                continue;
+            };
+            let i = match out.iter().position(|e| e.source == name) {
+                Some(i) => i,
+                None => {
+                    out.push(Entries {
+                        source: name.to_string(),
+                        key: false,
+                        session: false,
+                    });
+                    out.len() - 1
+                }
+            };
+            if key {
+                out[i].key = true;
+            } else {
+                out[i].session = true;
+            }
+        }
+        out.sort_by(|a, b| a.source.cmp(&b.source));
+        Ok(Some(out))
     }
 
     /// The long-lived key stored for `source` (account `source:<name>`), if any.
@@ -592,6 +644,35 @@ mod tests {
             .expect("entry present")
             .expose_secret()
             .to_string()
+    }
+
+    #[test]
+    fn issue_14_entries_list_each_source_with_what_it_has_without_reading_secrets() {
+        let (v, store) = vault();
+        assert_eq!(v.entries().unwrap(), Some(vec![]));
+        v.set_source_key("prod", &key()).unwrap();
+        v.set_session("prod", &session()).unwrap();
+        v.set_session("gone", &session()).unwrap();
+        v.set_source_key("keyonly", &key()).unwrap();
+        store.set("other", &SecretString::from("x")).unwrap();
+        assert_eq!(
+            v.entries().unwrap(),
+            Some(
+                [
+                    ("gone", false, true),
+                    ("keyonly", true, false),
+                    ("prod", true, true)
+                ]
+                .map(|(source, key, session)| Entries {
+                    source: source.to_string(),
+                    key,
+                    session
+                })
+                .to_vec()
+            )
+        );
+        store.set_locked(true);
+        assert!(matches!(v.entries(), Err(Error::Locked { .. })));
     }
 
     #[test]
