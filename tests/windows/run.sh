@@ -24,6 +24,9 @@ cargo_w() { "$CARGO" "$@" --locked -Zbuild-std --target "$TARGET" --target-dir "
 
 echo "== building for $TARGET with $("$RUSTC" --version)"
 cargo_w build -p rolecall-cli
+# built first with its messages shown (a compile error must be read in CI), then asked for
+# the executable's path (nothing left to build)
+cargo_w test -p rolecall-core --lib --no-run
 exe=$(cargo_w test -p rolecall-core --lib --no-run --message-format=json 2>/dev/null \
   | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
 [ -n "$exe" ] || { echo "no test executable was built" >&2; exit 1; }

@@ -503,6 +503,7 @@ proptest! {
     }
 }
 
+#[cfg(unix)]
 #[test]
 fn issue_14_a_changed_config_file_is_backed_up_first_with_its_mode() {
     use std::os::unix::fs::PermissionsExt;
