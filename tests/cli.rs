@@ -593,3 +593,40 @@ fn issue_14_status_shows_when_each_profile_is_renewed() {
     let expires = json[0]["expiration"].as_str().unwrap_or_default();
     assert!(!due.is_empty() && due < expires, "{json:#}");
 }
+
+/// Issue 14: the systemd user unit installed by `rolecall daemon --install-unit` runs the
+/// binary that installed it (not `~/.cargo/bin/rolecall`), and systemd accepts it.
+#[test]
+fn issue_14_daemon_install_unit_names_this_binary_and_systemd_accepts_it() {
+    let world = World::start();
+    let out = world.rc(&["daemon", "--install-unit"]).run().success();
+    let unit = world
+        .sandbox
+        .config_home()
+        .join("systemd/user/rolecall.service");
+    let text = std::fs::read_to_string(&unit).expect("the unit file");
+    let exe = rolecall_bin().canonicalize().unwrap();
+    let exec = format!(
+        "\nExecStart=\"{}\" daemon --log-format json\n",
+        exe.display()
+    );
+    assert!(text.contains(&exec), "no {exec:?} in:\n{text}");
+    assert_contains!(out.stdout, "systemctl --user daemon-reload");
+    // systemd's own check: syntax, and that ExecStart is an executable
+    let verify = TestCommand::new("systemd-analyze", world.sandbox.env())
+        .args(["verify", unit.to_str().unwrap()])
+        .run();
+    assert_eq!(verify.code, Some(0), "{}", verify.streams());
+
+    // a unit naming a binary that is not there is what systemd refuses: the check can fail
+    let broken = unit.with_file_name("broken.service");
+    std::fs::write(
+        &broken,
+        text.replace(&exe.display().to_string(), "/nonexistent/rolecall"),
+    )
+    .unwrap();
+    let verify = TestCommand::new("systemd-analyze", world.sandbox.env())
+        .args(["verify", broken.to_str().unwrap()])
+        .run();
+    assert_ne!(verify.code, Some(0), "{}", verify.streams());
+}

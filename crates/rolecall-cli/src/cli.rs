@@ -137,7 +137,7 @@ pub enum Command {
     Doctor,
     /// Keep credentials fresh in the foreground: the refresh scheduler plus the local agent
     /// that `rolecall status/refresh/use` talk to. SIGHUP reloads the config.
-    #[command(after_help = ex("rolecall daemon --once   (from cron)"))]
+    #[command(after_help = ex("rolecall daemon --once   (from cron)\n  rolecall daemon --install-unit   (systemd user service)"))]
     Daemon(DaemonArgs),
     /// Print the running agent's events as they happen (renewals, failures, MFA requests).
     #[command(after_help = ex("rolecall watch --json"))]
@@ -358,8 +358,15 @@ pub struct WatchArgs {
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
     /// Renew what is due, then exit (cron mode).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "install_unit")]
     pub once: bool,
+    /// Install the systemd user unit that runs this binary's daemon at login
+    /// (`$XDG_CONFIG_HOME/systemd/user/rolecall.service`), then exit.
+    #[arg(long)]
+    pub install_unit: bool,
+    /// With --install-unit: the directory to write the unit into.
+    #[arg(long, value_name = "DIR", requires = "install_unit")]
+    pub unit_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -273,3 +273,97 @@ pub mod login {
         }
     }
 }
+
+/// Running `rolecall daemon` as a systemd user service: the unit shipped in
+/// `installers/systemd/rolecall.service`, with `ExecStart` naming the binary that installs it
+/// (wherever it lives: `~/.cargo/bin`, `/usr/bin`, a checkout's `target/`).
+pub mod unit {
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+
+    /// The unit's file name.
+    pub const NAME: &str = "rolecall.service";
+
+    /// The unit as shipped (its `ExecStart` assumes `cargo install`).
+    const SHIPPED: &str = include_str!("../../../installers/systemd/rolecall.service");
+
+    /// The directory of the user's own units below their config dir (`config::Paths::user_config_dir`).
+    pub fn user_dir(user_config_dir: &Path) -> PathBuf {
+        user_config_dir.join("systemd/user")
+    }
+
+    /// The unit's text for `exe`: the shipped unit with `ExecStart` running `exe daemon`,
+    /// the path quoted as systemd reads a command line (inside double quotes `\\` and `"`
+    /// get a backslash; `%` is doubled, since it starts a specifier, and `$` too, since it
+    /// starts a variable).
+    pub fn text(exe: &Path) -> String {
+        let mut quoted = String::new();
+        for c in exe.to_string_lossy().chars() {
+            match c {
+                '\\' | '"' => {
+                    quoted.push('\\');
+                    quoted.push(c);
+                }
+                '%' => quoted.push_str("%%"),
+                '$' => quoted.push_str("$$"),
+                _ => quoted.push(c),
+            }
+        }
+        SHIPPED
+            .lines()
+            .map(|line| match line.strip_prefix("ExecStart=") {
+                Some(_) => format!("ExecStart=\"{quoted}\" daemon --log-format json\n"),
+                None => format!("{line}\n"),
+            })
+            .collect()
+    }
+
+    /// Writes the unit for `exe` into `dir` (atomically; created if needed); returns its path.
+    pub fn install(dir: &Path, exe: &Path) -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(NAME);
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        tmp.write_all(text(exe).as_bytes())?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(&path).map_err(|e| e.error)?;
+        Ok(path)
+    }
+
+    #[cfg(all(test, unix))]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn exec_start_names_the_binary_quoted_and_nothing_else_changes() {
+            let text = text(Path::new("/opt/my tools/50%/$HOME/rolecall"));
+            let exec: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with("ExecStart="))
+                .collect();
+            assert_eq!(
+                exec,
+                ["ExecStart=\"/opt/my tools/50%%/$$HOME/rolecall\" daemon --log-format json"]
+            );
+            let others = |t: &str| -> Vec<String> {
+                t.lines()
+                    .filter(|l| !l.starts_with("ExecStart="))
+                    .map(str::to_owned)
+                    .collect()
+            };
+            assert_eq!(others(&text), others(SHIPPED));
+            assert!(!text.contains("%h/.cargo/bin"), "{text}");
+        }
+
+        #[test]
+        fn install_writes_the_unit_into_the_directory() {
+            let dir = tempfile::tempdir().unwrap();
+            let units = user_dir(dir.path());
+            let path = install(&units, Path::new("/usr/bin/rolecall")).unwrap();
+            assert_eq!(path, dir.path().join("systemd/user/rolecall.service"));
+            let written = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                written.contains("\nExecStart=\"/usr/bin/rolecall\" daemon --log-format json\n")
+            );
+        }
+    }
+}

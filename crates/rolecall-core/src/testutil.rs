@@ -72,6 +72,7 @@ impl Sandbox {
             aws_config_file: self.path("aws-config"),
             runtime_dir: self.path("run"),
             user_name: Some("tester".into()),
+            user_config_dir: self.path("xdg-config"),
         }
     }
 

@@ -21,6 +21,9 @@ pub struct Paths {
     pub runtime_dir: PathBuf,
     /// The OS user name, used for default role session names.
     pub user_name: Option<String>,
+    /// The user's config base directory (`$XDG_CONFIG_HOME`, else `~/.config` on Linux), where
+    /// `rolecall daemon --install-unit` puts the systemd user unit (`systemd/user/`).
+    pub user_config_dir: PathBuf,
 }
 
 /// This process's real user id.
@@ -93,6 +96,10 @@ impl Paths {
             config_file,
             runtime_dir,
             user_name,
+            user_config_dir: base
+                .as_ref()
+                .map(|b| b.config_dir().to_path_buf())
+                .unwrap_or_else(|| home.join(".config")),
             home,
         }
     }
@@ -131,6 +138,7 @@ mod tests {
             aws_config_file: PathBuf::new(),
             runtime_dir: PathBuf::new(),
             user_name: None,
+            user_config_dir: PathBuf::new(),
         };
         let mut s = Settings::default();
         assert_eq!(p.credentials_file(&s), PathBuf::from("/env/creds"));
