@@ -334,7 +334,7 @@ fn init_logging() {
     use tracing_subscriber::prelude::*;
     let wanted = EnvFilter::try_from_env("ROLECALL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     // these crates log signed requests and STS bodies (keys, tokens) below these levels
-    let caps = rolecall_core::host::SECRET_SAFE_LOG_CAPS.iter().fold(
+    let caps = rolecall_core::host::LOG_CAPS.iter().fold(
         Targets::new().with_default(LevelFilter::TRACE),
         |t, (target, level)| t.with_target(*target, *level),
     );

@@ -137,7 +137,7 @@ fn init_logging(verbose: u8, format: cli::LogFormat) {
         EnvFilter::try_from_env("ROLECALL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     // whatever was asked for, these crates log signed requests and STS response bodies (keys and
     // tokens) below these levels: a second filter caps them, so secrets never reach a log
-    let caps = rolecall_core::host::SECRET_SAFE_LOG_CAPS.iter().fold(
+    let caps = rolecall_core::host::LOG_CAPS.iter().fold(
         Targets::new().with_default(LevelFilter::TRACE),
         |t, (target, level)| t.with_target(*target, *level),
     );

@@ -153,9 +153,11 @@ impl Host {
     }
 }
 
-/// Log levels above which third-party crates could log credentials (signed requests, STS
-/// response bodies): a host's log filter caps these targets whatever level was asked for.
-pub const SECRET_SAFE_LOG_CAPS: &[(&str, tracing::Level)] = {
+/// Caps on third-party crates' log levels that a host's log filter applies whatever level was
+/// asked for: above these, the AWS and keychain crates could log credentials (signed
+/// requests, STS response bodies), and `notify` reports inotify's own housekeeping (a watch
+/// removed with its directory) as Rust Debug output.
+pub const LOG_CAPS: &[(&str, tracing::Level)] = {
     use tracing::Level;
     &[
         ("aws_sigv4", Level::INFO),
@@ -175,6 +177,7 @@ pub const SECRET_SAFE_LOG_CAPS: &[(&str, tracing::Level)] = {
         ("dbus", Level::INFO),
         ("keyring_core", Level::INFO),
         ("dbus_secret_service_keyring_store", Level::INFO),
+        ("notify", Level::WARN),
     ]
 };
 
