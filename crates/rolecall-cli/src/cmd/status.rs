@@ -108,6 +108,9 @@ pub async fn run(paths: Paths, args: StatusArgs, no_agent: bool) -> anyhow::Resu
             s.message.as_deref().unwrap_or_default()
         );
     }
+    for note in mfa_notes(&status) {
+        outln!("{note}");
+    }
     for s in &status {
         if let Some(before) = s.renews_before {
             outln!(
@@ -126,4 +129,66 @@ pub async fn run(paths: Paths, args: StatusArgs, no_agent: bool) -> anyhow::Resu
     }
     print_orphans();
     Ok(crate::exit::OK)
+}
+
+/// What happens to a profile that still has credentials but whose renewal needs a new MFA
+/// session (issue 14: "needs MFA" beside 13 minutes left looked broken): it stays usable until
+/// it expires, and the code must come before then.
+fn mfa_notes(status: &[rolecall_core::ProfileStatus]) -> Vec<String> {
+    status
+        .iter()
+        .filter(|s| s.needs_mfa() && s.seconds_left.is_some_and(|l| l > 0))
+        .filter_map(|s| {
+            let until = timestamp::format(s.expiration?);
+            let left = short(std::time::Duration::from_secs(s.seconds_left?));
+            Some(format!(
+                "({}: still valid until {until}, {left} left; renewing it needs an MFA code for \
+                 source {} before then: rolecall refresh)",
+                s.profile, s.source
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use rolecall_core::{ProfileStatus, State};
+
+    use super::mfa_notes;
+
+    fn profile(name: &str, state: State, left: Option<u64>) -> ProfileStatus {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        ProfileStatus {
+            profile: name.into(),
+            source: "work".into(),
+            upstream: "work".into(),
+            role_arn: None,
+            active: false,
+            expiration: left.map(|_| at),
+            seconds_left: left,
+            state,
+            message: None,
+            next_renewal: None,
+            renews_before: None,
+        }
+    }
+
+    #[test]
+    fn a_profile_still_valid_but_needing_a_code_says_until_when() {
+        let notes = mfa_notes(&[
+            profile("dev", State::NeedsMfa, Some(13 * 60)),
+            profile("gone", State::NeedsMfa, Some(0)),
+            profile("never", State::NeedsMfa, None),
+            profile("fine", State::Fresh, Some(3000)),
+        ]);
+        assert_eq!(
+            notes,
+            [
+                "(dev: still valid until 2027-01-15T08:00:00Z, 13m left; renewing it needs an MFA \
+              code for source work before then: rolecall refresh)"
+            ]
+        );
+    }
 }
