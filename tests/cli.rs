@@ -414,10 +414,12 @@ fn issue_14_credential_process_without_a_terminal_names_what_runs() {
     assert_not_contains!(out.stderr, "tray app");
 }
 
-/// Real bash, with the script `rolecall completions bash` prints, completing as it would on TAB:
-/// the function `complete -p rolecall` names runs with the COMP_* variables bash sets.
+/// Real bash, zsh and fish, each with the script `rolecall completions SHELL` prints,
+/// completing as they would on TAB: bash runs the function `complete -p rolecall` names with
+/// the COMP_* variables it sets, zsh the registered completer with `words`/`CURRENT`, and fish
+/// answers `complete -C`.
 #[test]
-fn issue_14_bash_completes_profile_and_source_names() {
+fn issue_14_bash_zsh_and_fish_complete_profile_and_source_names() {
     let world = World::start();
     world.sandbox.write(world.sandbox.config_path(), CONFIG);
     let bin_dir = rolecall_bin()
@@ -457,9 +459,48 @@ tab rolecall st
         "{}",
         out.streams()
     );
-    for shell in ["zsh", "fish"] {
-        let out = world.rc(&["completions", shell]).run().success();
-        assert_contains!(out.stdout, "ROLECALL_COMPLETE=");
+
+    // zsh: the registered completer runs with the `words` and `CURRENT` zsh's completion
+    // system sets; `_describe` (which would draw the menu) prints the candidates instead
+    let zsh = r#"
+autoload -Uz compinit && compinit -u -D
+eval "$(rolecall completions zsh)" || exit 9
+(( $+functions[_clap_dynamic_completer_rolecall] )) || { print "not registered"; exit 8 }
+_describe() { local a; for a in "$@"; do [[ $a == (other|dirs) ]] && print -l -- ${(P)a}; done }
+tab() {
+    local -a words=("$@"); local CURRENT=$#
+    _clap_dynamic_completer_rolecall | cut -d: -f1 | grep -v '^-' | sort | tr '\n' ' '; echo
+}
+tab rolecall use ""
+tab rolecall exec d
+tab rolecall keys remove ""
+tab rolecall st
+"#;
+    // fish: its own `complete -C` asks the registered completion what a TAB would offer
+    let fish = r#"
+rolecall completions fish | source; or exit 9
+for line in 'rolecall use ' 'rolecall exec d' 'rolecall keys remove ' 'rolecall st'
+    complete -C "$line" | cut -f1 | string match -v -- '-*' | sort | string join ' '
+end
+exit 0  # the output is what is checked, not the status the loop ends with
+"#;
+    for (shell, args) in [
+        ("zsh", ["-f", "-c", zsh]),
+        ("fish", ["--no-config", "-c", fish]),
+    ] {
+        let out = TestCommand::new(shell, world.rolecall.environment().clone())
+            .env("PATH", &path)
+            .args(args)
+            .current_dir(world.sandbox.home())
+            .run()
+            .success();
+        let lines: Vec<&str> = out.stdout.lines().map(str::trim).collect();
+        assert_eq!(
+            lines,
+            ["audit dev-admin session", "dev-admin", "bastion", "status"],
+            "{shell}: {}",
+            out.streams()
+        );
     }
 }
 
