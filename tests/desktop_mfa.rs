@@ -312,3 +312,51 @@ fn a_refresh_without_a_terminal_waits_for_the_popup() {
     assert_eq!(codes_sent(&world), vec![CODE.to_owned()]);
     driver.wait_closed();
 }
+
+/// Issue 15: `credential_process` run by an SDK (no terminal) while the app runs: the popup
+/// asks for the code, the call waits for it and then prints the credentials.
+#[test]
+fn credential_process_waits_for_the_code_typed_in_the_popup() {
+    let world = world_needing_a_code();
+    let xvfb = Xvfb::start(&world);
+    let driver = Driver::launch_app(&world, &xvfb);
+    wait_for_prompt(&driver);
+
+    let mut call = world.rc(&["credential-process", "dev-admin"]).spawn(
+        "rolecall credential-process",
+        &world.sandbox.log_path("credential-process"),
+    );
+    let waiting = wait_until(Duration::from_secs(30), || {
+        call.log()
+            .contains("waiting up to 2m for it in the Rolecall app's window")
+            .then_some(())
+    });
+    assert!(
+        waiting.is_some(),
+        "credential-process did not wait for the popup:\n{}",
+        call.log()
+    );
+
+    driver.type_into("#code", CODE);
+    let status = call.wait_timeout(Duration::from_secs(60));
+    let out = call.log();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "credential-process did not answer after the code went into the popup ({status:?}):\n{out}\n{}",
+        driver.log()
+    );
+    let json = out
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON in:\n{out}"));
+    let doc: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(doc["Version"], 1);
+    assert!(
+        doc["AccessKeyId"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("ASIA")),
+        "{json}"
+    );
+    assert_eq!(codes_sent(&world), vec![CODE.to_owned()]);
+    driver.wait_closed();
+}

@@ -92,9 +92,17 @@ pub async fn run(paths: Paths, args: ExportArgs) -> anyhow::Result<u8> {
 pub async fn credential_process(paths: Paths, args: ProfileArg) -> anyhow::Result<u8> {
     let engine = engine_with(paths, Arc::new(TtyPrompt)).await?;
     let profile = &args.profile;
-    let (creds, _) = match engine.credentials(profile, RefreshOptions::default()).await {
+    let mut got = engine.credentials(profile, RefreshOptions::default()).await;
+    // no terminal answered: the tray app's popup can (the SDK that runs us waits meanwhile)
+    if let Err(e) = &got
+        && let Some(source) = e.mfa_source()
+        && code_from_the_app(engine.paths(), profile, source).await
+    {
+        got = engine.credentials(profile, RefreshOptions::default()).await;
+    }
+    let (creds, _) = match got {
         Ok(got) => got,
-        Err(e @ rolecall_core::Error::NeedsMfa { .. }) => {
+        Err(e) if e.mfa_source().is_some() => {
             // name what actually runs: a code given to `rolecall refresh` reaches a running
             // agent (daemon or tray app), or renews in-process when none runs
             let agent = match crate::cmd::running_agent(engine.paths()).await {
@@ -131,6 +139,38 @@ pub async fn credential_process(paths: Paths, args: ProfileArg) -> anyhow::Resul
     }
     outln!("{doc}");
     Ok(crate::exit::OK)
+}
+
+/// When an app asks for codes in its window (`ping`'s `asks_codes`), has the agent ask for
+/// `source`'s code (the popup opens) and waits, at most [`crate::cmd::refresh::POPUP_WAIT`],
+/// for the session to start; true when it did.
+async fn code_from_the_app(paths: &Paths, profile: &str, source: &str) -> bool {
+    let Some(mut agent) = crate::cmd::agent(paths, false).await else {
+        return false;
+    };
+    if !agent.ping().await.is_ok_and(|p| p.asks_codes) {
+        return false;
+    }
+    // subscribed before asking, so the session the popup starts is seen
+    let mut sessions = crate::cmd::refresh::session_watch(paths).await;
+    if sessions.is_none() {
+        return false;
+    }
+    let wait = humantime::format_duration(crate::cmd::refresh::POPUP_WAIT);
+    eprintln!(
+        "rolecall: profile {profile} needs an MFA code for source {source}: waiting up to {wait} \
+         for it in the Rolecall app's window"
+    );
+    // the agent's engine asks the app for the code (it fails for want of one at first)
+    if let Err(e) = agent.refresh(vec![profile.to_owned()], false, None).await {
+        tracing::debug!(error = %e, "the agent's refresh");
+    }
+    let started = tokio::time::timeout(
+        crate::cmd::refresh::POPUP_WAIT,
+        crate::cmd::refresh::session_started(&mut sessions, source),
+    )
+    .await;
+    matches!(started, Ok(Some(())))
 }
 
 #[cfg(test)]

@@ -179,7 +179,7 @@ async fn supply_mfa(
 
 /// A second connection to the agent, subscribed to its events; `None` when that fails (then
 /// only the terminal can answer).
-async fn session_watch(paths: &Paths) -> Option<AgentClient> {
+pub(crate) async fn session_watch(paths: &Paths) -> Option<AgentClient> {
     let mut client = running_agent(paths).await?;
     match client.subscribe().await {
         Ok(()) => Some(client),
@@ -192,7 +192,10 @@ async fn session_watch(paths: &Paths) -> Option<AgentClient> {
 
 /// Waits until `sessions` reports a new session of `source`; `None` (never, for the caller's
 /// `select!`) when there is no stream or it ends.
-async fn session_started(sessions: &mut Option<AgentClient>, source: &str) -> Option<()> {
+pub(crate) async fn session_started(
+    sessions: &mut Option<AgentClient>,
+    source: &str,
+) -> Option<()> {
     let client = sessions.as_mut()?;
     loop {
         match client.next_event().await {
