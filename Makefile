@@ -42,6 +42,9 @@ deps-windows: ## the cross toolchain and Wine for test-windows (Debian packages)
 build: ## build the rolecall binary and the tray app, rolecall-app (debug)
 	$(CARGO) build --workspace --bins
 
+# property tests explore from one fixed seed under `make test`, so a run is reproducible (a
+# failure is the code's, not the dice's); `cargo test` alone explores from a new seed each time
+test: export PROPTEST_RNG_SEED ?= 20261127
 test: deps ## everything CI runs: format, lints, unit and integration tests
 	$(CARGO) fmt --all --check
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml

@@ -811,3 +811,51 @@ fn issue_14_a_removed_profiles_section_is_reported_until_cleared() {
             .is_none()
     );
 }
+
+/// Issue 15: the AWS CLI with a `credential_process` profile, fifty calls at once while the
+/// role's credentials must be renewed: every call gets the role's identity, and the role is
+/// assumed once (the first call renews under the credentials file's lock; the others find its
+/// credentials there).
+#[test]
+fn issue_15_fifty_parallel_credential_process_calls_cause_one_renewal() {
+    let world = World::start();
+    world.setup(CONFIG);
+    world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    // the role's credentials gone; the MFA session stays cached in the keychain
+    world.rc(&["clear", "dev-admin"]).run().success();
+    world
+        .rc(&[
+            "setup",
+            "credential-process",
+            "dev-admin",
+            "--as",
+            "dev-process",
+        ])
+        .run()
+        .success();
+    let before = world.proxy.count("AssumeRole");
+
+    let outs: Vec<_> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..50)
+            .map(|_| s.spawn(|| world.rolecall.caller_identity("dev-process").run()))
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    for out in &outs {
+        assert_eq!(out.code, Some(0), "{}", out.streams());
+        assert_contains!(out.stdout, "assumed-role/");
+    }
+    assert_eq!(
+        world.proxy.count("AssumeRole") - before,
+        1,
+        "fifty calls, one renewal"
+    );
+    assert_eq!(
+        world.proxy.count("GetSessionToken"),
+        1,
+        "the cached session was used"
+    );
+}

@@ -175,7 +175,21 @@ async fn redraws(app: AppHandle, mut changes: mpsc::Receiver<Option<Event>>) {
                     tracing::warn!(error = %e, "cannot update the tray menu");
                 }
                 state.windows.close_answered(&app, &|source| {
-                    profiles.iter().any(|p| p.source == source && p.needs_mfa())
+                    let mut of_source = profiles.iter().filter(|p| p.source == source).peekable();
+                    of_source.peek()?;
+                    let states: Vec<_> = of_source.map(|p| p.state).collect();
+                    if states.contains(&rolecall_core::State::NeedsMfa) {
+                        Some(true)
+                    } else if states.iter().all(|s| {
+                        matches!(
+                            s,
+                            rolecall_core::State::Fresh | rolecall_core::State::Expiring
+                        )
+                    }) {
+                        Some(false)
+                    } else {
+                        None
+                    }
                 });
                 shown = profiles;
             }

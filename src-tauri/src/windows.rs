@@ -49,21 +49,23 @@ impl Windows {
         self.mfa().get(label).map(|w| w.prompt.clone())
     }
 
-    /// Closes the popups whose code was given some other way: their source was waiting for a
-    /// code while they were open (`waiting` says which sources wait now) and no longer is
-    /// (`rolecall refresh --mfa-code`, another popup, the agent). A popup opened from the tray
-    /// while nothing waited stays: the user asked for it.
-    pub fn close_answered(&self, app: &AppHandle, waiting: &dyn Fn(&str) -> bool) {
+    /// Closes the popups whose code was given some other way (`rolecall refresh --mfa-code`,
+    /// another popup, the agent): their source was waiting for a code while they were open and
+    /// now has every profile renewed. `source_state` says, per source, `Some(true)` while it
+    /// waits for a code, `Some(false)` once all its profiles are fresh, `None` otherwise (a
+    /// pass in flight, a failure: nothing to conclude). A popup opened from the tray while
+    /// nothing waited stays: the user asked for it.
+    pub fn close_answered(&self, app: &AppHandle, source_state: &dyn Fn(&str) -> Option<bool>) {
         let answered: Vec<String> = self
             .mfa()
             .iter_mut()
-            .filter_map(|(label, w)| {
-                if waiting(&w.prompt.source) {
+            .filter_map(|(label, w)| match source_state(&w.prompt.source) {
+                Some(true) => {
                     w.awaited = true;
                     None
-                } else {
-                    w.awaited.then(|| label.clone())
                 }
+                Some(false) => w.awaited.then(|| label.clone()),
+                None => None,
             })
             .collect();
         for label in answered {

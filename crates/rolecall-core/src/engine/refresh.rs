@@ -352,6 +352,9 @@ impl EngineHandle {
         delivery: Delivery,
     ) -> Result<(Vec<(String, Outcome, bool)>, BTreeMap<String, Credentials>), Error> {
         let _serial = self.inner.refresh_lock.lock().await;
+        // and across processes: what another pass renews meanwhile is then read, not renewed
+        // again (fifty `credential_process` calls at once, a daemon's pass)
+        let _renewing = self.renewal_lock().await;
         let config = self.config();
         let wanted = self.resolve(&config, targets)?;
         if let Some(code) = &opts.mfa_code {
@@ -535,6 +538,63 @@ impl EngineHandle {
             None => Err(Error::Internal(format!(
                 "profile {profile} was renewed but its credentials are missing"
             ))),
+        }
+    }
+}
+
+/// How long a pass waits for another process's pass before it renews without waiting.
+const RENEWAL_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl EngineHandle {
+    /// Holds `renewal.lock` in the runtime directory for one pass, so that passes of several
+    /// processes (the daemon or the app, `credential_process`, `exec`, `refresh`) run one at a
+    /// time and each reads what the one before wrote. Waits at most [`RENEWAL_LOCK_WAIT`] (a
+    /// pass waiting for someone to type an MFA code must not stall the others for longer);
+    /// `None` then, or when the lock cannot be had at all (said in the log): the pass goes on.
+    async fn renewal_lock(&self) -> Option<std::fs::File> {
+        let dir = self.inner.paths.runtime_dir.clone();
+        let path = dir.join("renewal.lock");
+        let shown = path.clone();
+        let got = tokio::task::spawn_blocking(move || -> std::io::Result<Option<std::fs::File>> {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(&dir)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.read(true).write(true).create(true).truncate(false);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let file = options.open(&path)?;
+            let deadline = std::time::Instant::now() + RENEWAL_LOCK_WAIT;
+            loop {
+                match file.try_lock() {
+                    Ok(()) => return Ok(Some(file)),
+                    Err(std::fs::TryLockError::WouldBlock)
+                        if std::time::Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+                    Err(std::fs::TryLockError::Error(e)) => return Err(e),
+                }
+            }
+        })
+        .await;
+        match got {
+            Ok(Ok(Some(file))) => Some(file),
+            Ok(Ok(None)) => {
+                tracing::warn!(
+                    lock = %shown.display(),
+                    "another rolecall process has been renewing for 30s; renewing alongside it"
+                );
+                None
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(lock = %shown.display(), error = %e, "cannot take the renewal lock; renewing without it");
+                None
+            }
+            Err(_) => None,
         }
     }
 }
