@@ -49,6 +49,36 @@ fn wait_for_roles_written(world: &World, driver: &Driver) -> String {
     })
 }
 
+/// Waits until `command` (a CLI command needing the popup's code) says `asked`, checks nothing
+/// was written yet, types the code into the popup and waits for `command` to succeed; returns
+/// what it printed.
+fn answered_in_the_popup(
+    world: &World,
+    driver: &Driver,
+    command: &mut crate::support::Process,
+    asked: &str,
+) -> String {
+    let seen = wait_until(Duration::from_secs(30), || {
+        command.log().contains(asked).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "the command never said {asked:?}:\n{}",
+        command.log()
+    );
+    assert_eq!(world.credentials(), "");
+
+    driver.type_into("#code", CODE);
+    let status = command.wait_timeout(Duration::from_secs(60));
+    let out = command.log();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the command did not complete after the code went into the popup ({status:?}):\n{out}\n{}",
+        driver.log()
+    );
+    out
+}
+
 /// The `TokenCode`s of the `GetSessionToken` calls STS got, in order.
 fn codes_sent(world: &World) -> Vec<String> {
     world
@@ -178,27 +208,8 @@ fn a_terminal_refresh_needing_a_code_completes_once_the_popup_gets_it() {
             "rolecall refresh",
             &world.sandbox.log_path("refresh-on-a-terminal"),
         );
-    let asked = wait_until(Duration::from_secs(30), || {
-        refresh
-            .log()
-            .contains("MFA code for source bastion")
-            .then_some(())
-    });
-    assert!(
-        asked.is_some(),
-        "refresh did not come to need a code:\n{}",
-        refresh.log()
-    );
-    assert_eq!(world.credentials(), "");
-
-    driver.type_into("#code", CODE);
-    let status = refresh.wait_timeout(Duration::from_secs(30));
-    let screen = refresh.log();
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "refresh did not complete after the code went into the popup ({status:?}):\n{screen}\n{}",
-        driver.log()
-    );
+    let screen =
+        answered_in_the_popup(&world, &driver, &mut refresh, "MFA code for source bastion");
     assert_contains!(screen, "given in the Rolecall app");
     assert_not_contains!(screen, "FAILED");
     // the popup's code renewed them all; the command reports each as valid
@@ -285,26 +296,11 @@ fn a_refresh_without_a_terminal_waits_for_the_popup() {
         "rolecall refresh",
         &world.sandbox.log_path("refresh-without-a-terminal"),
     );
-    let waiting = wait_until(Duration::from_secs(30), || {
-        refresh
-            .log()
-            .contains("waiting up to 2m for it in the Rolecall app's window")
-            .then_some(())
-    });
-    assert!(
-        waiting.is_some(),
-        "refresh did not wait for the popup:\n{}",
-        refresh.log()
-    );
-    assert_eq!(world.credentials(), "");
-
-    driver.type_into("#code", CODE);
-    let status = refresh.wait_timeout(Duration::from_secs(60));
-    let out = refresh.log();
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "refresh did not complete after the code went into the popup ({status:?}):\n{out}\n{}",
-        driver.log()
+    let out = answered_in_the_popup(
+        &world,
+        &driver,
+        &mut refresh,
+        "waiting up to 2m for it in the Rolecall app's window",
     );
     assert_contains!(out, "given in the Rolecall app");
     assert_not_contains!(out, "FAILED");
@@ -326,24 +322,11 @@ fn credential_process_waits_for_the_code_typed_in_the_popup() {
         "rolecall credential-process",
         &world.sandbox.log_path("credential-process"),
     );
-    let waiting = wait_until(Duration::from_secs(30), || {
-        call.log()
-            .contains("waiting up to 2m for it in the Rolecall app's window")
-            .then_some(())
-    });
-    assert!(
-        waiting.is_some(),
-        "credential-process did not wait for the popup:\n{}",
-        call.log()
-    );
-
-    driver.type_into("#code", CODE);
-    let status = call.wait_timeout(Duration::from_secs(60));
-    let out = call.log();
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "credential-process did not answer after the code went into the popup ({status:?}):\n{out}\n{}",
-        driver.log()
+    let out = answered_in_the_popup(
+        &world,
+        &driver,
+        &mut call,
+        "waiting up to 2m for it in the Rolecall app's window",
     );
     let json = out
         .lines()
