@@ -90,6 +90,12 @@ impl VaultProbe {
 
     /// Sends one command line and returns the answer line.
     fn call(&mut self, command: &str) -> String {
+        self.send(command);
+        self.answer(command)
+    }
+
+    /// Sends one command line; [`VaultProbe::answer`] reads the answer.
+    fn send(&mut self, command: &str) {
         writeln!(self.stdin, "{command}")
             .and_then(|()| self.stdin.flush())
             .unwrap_or_else(|e| {
@@ -98,7 +104,6 @@ impl VaultProbe {
                     self.process.log()
                 )
             });
-        self.answer(command)
     }
 }
 
@@ -206,6 +211,57 @@ fn keychain_store_reconnects_after_the_keyring_daemon_restarts() {
         store.call(&format!("set-source-key prod {KEY_ID} {KEY_SECRET}"))
     );
     assert_no_prompt(&keyring);
+}
+
+#[test]
+fn a_keyring_daemon_that_dies_while_answering_is_waited_for_and_the_call_retried() {
+    let sandbox = Sandbox::new();
+    let mut keyring = Keyring::start(&sandbox);
+    let mut store = open_store(&sandbox, &keyring);
+    eqnice!(
+        "ok",
+        store.call(&format!("set-source-key prod {KEY_ID} {KEY_SECRET}"))
+    );
+    let monitor = keyring.monitor_calls(&sandbox);
+    let seen = monitor.calls();
+
+    // The call reaches the daemon, which dies before answering (as gnome-keyring's abort on
+    // a request does); the session's service manager starts a new one.
+    keyring.pause_daemon();
+    store.send("source-key prod");
+    monitor.wait_for_calls(seen);
+    keyring.crash_daemon();
+    eqnice!(
+        format!("some {KEY_ID} {KEY_SECRET}"),
+        store.answer("source-key prod, across the crash")
+    );
+    assert!(keyring.daemon_starts() >= 2, "the daemon was not restarted");
+    assert_no_prompt(&keyring);
+}
+
+#[test]
+fn a_keyring_daemon_that_dies_and_stays_away_fails_the_call_saying_what_to_do() {
+    let sandbox = Sandbox::new();
+    let mut keyring = Keyring::start(&sandbox);
+    let mut store = open_store(&sandbox, &keyring);
+    let monitor = keyring.monitor_calls(&sandbox);
+    let seen = monitor.calls();
+
+    keyring.pause_daemon();
+    store.send(&format!("set-source-key prod {KEY_ID} {KEY_SECRET}"));
+    monitor.wait_for_calls(seen);
+    keyring.stop_daemon();
+    let got = store.answer("set-source-key, the daemon gone");
+    assert!(
+        got.starts_with("err Backend account=source:prod needs_user=false retryable=true: "),
+        "{got}"
+    );
+    assert!(got.contains("stopped while answering"), "{got}");
+    assert!(
+        got.contains("systemctl --user restart gnome-keyring-daemon"),
+        "{got}"
+    );
+    assert!(!got.contains(KEY_SECRET), "{got}");
 }
 
 #[test]

@@ -7,12 +7,21 @@
 //! `secret-tool lock` hangs, so locking goes through the Secret Service `Lock` method; unlocking
 //! without a GUI prompter goes through gnome-keyring's control socket, as pam_gnome_keyring
 //! does.
+//!
+//! gnome-keyring-daemon sometimes aborts on a client's first request (an upstream race; see
+//! gnome-keyring issues 190/196/199). On a desktop, systemd's `Restart=on-failure` (or D-Bus
+//! activation) starts it again, and Rolecall waits for that and retries. Here a supervisor
+//! thread plays systemd and pam_gnome_keyring: when the daemon exits without a test asking
+//! for it, a new one is started and unlocked, and the old one's log goes to stderr.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::command::{Output, TestCommand};
@@ -27,19 +36,14 @@ const LOGIN_COLLECTION: &str = "/org/freedesktop/secrets/collection/login";
 /// A private session bus plus an unlocked gnome-keyring; both killed by PID on Drop.
 #[derive(Debug)]
 pub struct Keyring {
-    // Field order is drop order: the keyring daemon goes before its bus.
-    daemon: Process,
+    // Field order is drop order: the keyring daemon (and its supervisor) go before its bus.
+    daemon: Supervisor,
     bus: Process,
     /// Kept open so dbus-daemon never writes into a closed pipe.
     _bus_stdout: BufReader<ChildStdout>,
     address: String,
     control_socket: PathBuf,
     env: Env,
-    /// The sandbox root (the daemon's working directory) and log directory, for restarts.
-    root: PathBuf,
-    log_dir: PathBuf,
-    /// How many daemons were started, naming each one's log.
-    starts: u32,
 }
 
 impl Keyring {
@@ -50,11 +54,12 @@ impl Keyring {
         let (bus, bus_stdout, address) = start_bus(sandbox);
         let mut env = sandbox.env();
         env.insert("DBUS_SESSION_BUS_ADDRESS".to_owned(), address.clone());
-
-        let log_dir = sandbox.log_dir();
-        let root = sandbox.root().to_path_buf();
-        let daemon = spawn_daemon(&env, &root, &log_dir.join("gnome-keyring.log"));
-
+        let daemon = Supervisor::start(Launcher {
+            env: env.clone(),
+            root: sandbox.root().to_path_buf(),
+            log_dir: sandbox.log_dir(),
+            starts: 0,
+        });
         let keyring = Keyring {
             daemon,
             bus,
@@ -62,18 +67,54 @@ impl Keyring {
             address,
             control_socket: sandbox.runtime_dir().join("keyring/control"),
             env,
-            root,
-            log_dir,
-            starts: 1,
         };
         keyring.wait_ready();
         keyring
     }
 
-    /// Kills gnome-keyring-daemon (as a crash would) and waits until nothing owns
-    /// `org.freedesktop.secrets`; the bus stays up, with no Secret Service on it.
+    /// Kills gnome-keyring-daemon on purpose (nothing restarts it) and waits until nothing
+    /// owns `org.freedesktop.secrets`; the bus stays up, with no Secret Service on it.
     pub fn stop_daemon(&mut self) {
-        self.daemon.kill();
+        {
+            let mut daemon = self.daemon.lock();
+            daemon.restart = false;
+            daemon.process.kill();
+        }
+        self.wait_released();
+    }
+
+    /// Kills gnome-keyring-daemon as a crash would: the supervisor starts a new one (unlocked),
+    /// as systemd and PAM would.
+    pub fn crash_daemon(&mut self) {
+        let mut daemon = self.daemon.lock();
+        daemon.expected_crashes += 1;
+        daemon.process.kill();
+    }
+
+    /// SIGSTOP to gnome-keyring-daemon: calls to it stay pending until it dies or continues.
+    pub fn pause_daemon(&mut self) {
+        self.daemon.lock().process.signal("STOP");
+    }
+
+    /// Kills gnome-keyring-daemon and starts a new one on the same bus and keyrings (the login
+    /// keyring unlocked again), as when the keyring daemon restarts under a running client.
+    /// The new daemon logs to `gnome-keyring-N.log`; [`Keyring::log`] shows the new one.
+    pub fn restart_daemon(&mut self) {
+        self.stop_daemon();
+        {
+            let mut daemon = self.daemon.lock();
+            daemon.process = daemon.launcher.spawn_next();
+            daemon.restart = true;
+        }
+        self.wait_ready();
+    }
+
+    /// How many times the daemon was started (1 + restarts, deliberate or by the supervisor).
+    pub fn daemon_starts(&self) -> u32 {
+        self.daemon.lock().launcher.starts
+    }
+
+    fn wait_released(&self) {
         let released = wait_until(START_TIMEOUT, || {
             let output = self.gdbus_call(
                 "org.freedesktop.DBus",
@@ -91,17 +132,43 @@ impl Keyring {
         }
     }
 
-    /// Kills gnome-keyring-daemon and starts a new one on the same bus and keyrings (the login
-    /// keyring unlocked again), as when the keyring daemon restarts under a running client.
-    /// The new daemon logs to `gnome-keyring-N.log`; [`Keyring::log`] shows the new one.
-    pub fn restart_daemon(&mut self) {
-        self.stop_daemon();
-        self.starts += 1;
-        let log = self
-            .log_dir
-            .join(format!("gnome-keyring-{}.log", self.starts));
-        self.daemon = spawn_daemon(&self.env, &self.root, &log);
-        self.wait_ready();
+    /// A `dbus-monitor` on this bus that logs every method call to the Secret Service from now
+    /// on; [`BusMonitor::wait_for_calls`] waits for them.
+    pub fn monitor_calls(&self, sandbox: &Sandbox) -> BusMonitor {
+        let log = sandbox.log_path("dbus-monitor");
+        let out = File::create(&log).expect("creating the dbus-monitor log");
+        let child = Command::new("dbus-monitor")
+            .args([
+                "--address",
+                &self.address,
+                "type='method_call',destination='org.freedesktop.secrets'",
+            ])
+            .env_clear()
+            .envs(&self.env)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting dbus-monitor (apt: dbus-bin): {e}"));
+        let monitor = BusMonitor {
+            process: Process::new("dbus-monitor", child, Some(&log)),
+        };
+        // Live once it sees a call of ours.
+        let seen = wait_until(START_TIMEOUT, || {
+            self.gdbus_call(
+                "org.freedesktop.secrets",
+                "/org/freedesktop/secrets",
+                "org.freedesktop.DBus.Peer.Ping",
+                &[],
+            );
+            (monitor.calls() > 0).then_some(())
+        });
+        assert!(
+            seen.is_some(),
+            "dbus-monitor saw no call\n{}",
+            monitor.process.log()
+        );
+        monitor
     }
 
     /// Ready means the daemon owns `org.freedesktop.secrets` and a store + lookup round-trips.
@@ -163,7 +230,7 @@ impl Keyring {
     }
 
     pub fn daemon_pid(&self) -> u32 {
-        self.daemon.pid()
+        self.daemon.lock().process.pid()
     }
 
     /// A `secret-tool` command on this bus (the sandbox env plus the bus address).
@@ -304,9 +371,127 @@ impl Keyring {
     pub fn log(&self) -> String {
         format!(
             "gnome-keyring:\n{}\ndbus-daemon:\n{}",
-            self.daemon.log(),
+            self.daemon.lock().process.log(),
             self.bus.log()
         )
+    }
+}
+
+/// A `dbus-monitor` process logging method calls; killed by PID on drop.
+pub struct BusMonitor {
+    process: Process,
+}
+
+impl BusMonitor {
+    /// How many method calls it logged so far.
+    pub fn calls(&self) -> usize {
+        self.process.log().matches("method call ").count()
+    }
+
+    /// Waits until it logged more than `seen` calls.
+    pub fn wait_for_calls(&self, seen: usize) {
+        let more = wait_until(START_TIMEOUT, || (self.calls() > seen).then_some(()));
+        assert!(
+            more.is_some(),
+            "no new call to the Secret Service\n{}",
+            self.process.log()
+        );
+    }
+}
+
+/// What starting a gnome-keyring-daemon takes, and how many were started (naming their logs).
+#[derive(Debug)]
+struct Launcher {
+    env: Env,
+    root: PathBuf,
+    log_dir: PathBuf,
+    starts: u32,
+}
+
+impl Launcher {
+    fn spawn_next(&mut self) -> Process {
+        self.starts += 1;
+        let name = match self.starts {
+            1 => "gnome-keyring.log".to_owned(),
+            n => format!("gnome-keyring-{n}.log"),
+        };
+        spawn_daemon(&self.env, &self.root, &self.log_dir.join(name))
+    }
+}
+
+/// The daemon and whether to start it again when it exits.
+#[derive(Debug)]
+struct Supervised {
+    process: Process,
+    launcher: Launcher,
+    restart: bool,
+    /// Exits a test caused on purpose ([`Keyring::crash_daemon`]): restarted without a report.
+    expected_crashes: u32,
+}
+
+/// Plays systemd's `Restart=on-failure` for gnome-keyring-daemon. Dropping it stops the
+/// thread, then kills the daemon by PID.
+#[derive(Debug)]
+struct Supervisor {
+    shared: Arc<Mutex<Supervised>>,
+    quit: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Supervisor {
+    fn start(mut launcher: Launcher) -> Supervisor {
+        let process = launcher.spawn_next();
+        let shared = Arc::new(Mutex::new(Supervised {
+            process,
+            launcher,
+            restart: true,
+            expected_crashes: 0,
+        }));
+        let quit = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (shared, quit) = (Arc::clone(&shared), Arc::clone(&quit));
+            std::thread::spawn(move || {
+                while !quit.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(20));
+                    let mut daemon = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                    if !daemon.restart {
+                        continue;
+                    }
+                    let Some(status) = daemon.process.try_status() else {
+                        continue;
+                    };
+                    if daemon.expected_crashes > 0 {
+                        daemon.expected_crashes -= 1;
+                    } else {
+                        eprintln!(
+                            "gnome-keyring-daemon exited under the test ({status}); starting \
+                             a new one as systemd's Restart=on-failure would. Its log:\n{}",
+                            daemon.process.log()
+                        );
+                    }
+                    daemon.process = daemon.launcher.spawn_next();
+                }
+            })
+        };
+        Supervisor {
+            shared,
+            quit,
+            thread: Some(thread),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Supervised> {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.quit.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        // The daemon's `Process` is killed when the last `Arc` (ours) goes.
     }
 }
 

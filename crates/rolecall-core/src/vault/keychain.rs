@@ -44,14 +44,22 @@ impl KeychainStore {
     /// Errors: [`Error::Unavailable`] when no keychain is reachable (Linux: no D-Bus session,
     /// nothing owning `org.freedesktop.secrets`; other OSes without a store in this build).
     pub fn open() -> Result<Self, Error> {
-        let conn = Connected::open().map_err(|f| f.into_error(""))?;
+        let conn = match Connected::open() {
+            Err(Failure::Gone { message }) => Connected::wait_back(&message),
+            other => other,
+        }
+        .map_err(|f| f.into_error(""))?;
         Ok(KeychainStore {
             conn: Mutex::new(Some(conn)),
         })
     }
 
     /// Runs `op` on the entry for `account` after the access check, reconnecting once if the
-    /// connection turned out stale.
+    /// connection turned out stale, and once more after waiting for a keychain service that
+    /// died while answering to come back.
+    ///
+    /// Retrying is safe because every operation is idempotent: a read, a replace of the whole
+    /// secret, a delete (which then reports "nothing to delete").
     fn run<T>(
         &self,
         account: &str,
@@ -60,16 +68,30 @@ impl KeychainStore {
     ) -> Result<T, Error> {
         let mut guard = self.lock();
         let mut reconnected = false;
+        let mut waited = false;
         loop {
             let conn: &Connected = match &mut *guard {
                 Some(conn) => conn,
-                slot @ None => slot.insert(Connected::open().map_err(|f| f.into_error(account))?),
+                slot @ None => slot.insert(match Connected::open() {
+                    Ok(conn) => conn,
+                    Err(Failure::Gone { message }) if !waited => {
+                        waited = true;
+                        Connected::wait_back(&message).map_err(|f| f.into_error(account))?
+                    }
+                    Err(f) => return Err(f.into_error(account)),
+                }),
             };
             let result = conn
                 .check(account, access)
                 .and_then(|()| op(&conn.entry(account)?));
             match result {
                 Ok(v) => return Ok(v),
+                Err(Failure::Gone { message }) if !waited => {
+                    *guard = None;
+                    waited = true;
+                    let conn = Connected::wait_back(&message).map_err(|f| f.into_error(account))?;
+                    *guard = Some(conn);
+                }
                 Err(f) if f.wants_reconnect() && !reconnected => {
                     tracing::debug!(account, "keychain connection looks stale; reconnecting");
                     *guard = None;
@@ -155,6 +177,11 @@ enum Access {
     Delete,
 }
 
+/// How long a call waits for a keychain service that died while answering to be started
+/// again (systemd restarts gnome-keyring `on-failure` after 100 ms; D-Bus activation starts it
+/// on the next call) before it gives up.
+const SERVICE_RESTART_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// An open keychain: the keyring-core store, plus (Linux) the prompt-free probe.
 struct Connected {
     store: Arc<CredentialStore>,
@@ -169,6 +196,27 @@ impl Connected {
             dbus_secret_service_keyring_store::Store::new().map_err(|e| classify(e).at_open())?;
         let probe = linux::Probe::open().map_err(Failure::at_open)?;
         Ok(Connected { store, probe })
+    }
+
+    /// After the service died under a call (`message`): opens a new connection, trying every
+    /// 100 ms for up to [`SERVICE_RESTART_WAIT`] while nothing provides the service yet.
+    fn wait_back(message: &str) -> Result<Self, Failure> {
+        let deadline = std::time::Instant::now() + SERVICE_RESTART_WAIT;
+        loop {
+            match Connected::open() {
+                Ok(conn) => {
+                    tracing::warn!(
+                        "the keychain service stopped while answering and is back; retrying"
+                    );
+                    return Ok(conn);
+                }
+                Err(f) if std::time::Instant::now() >= deadline => {
+                    tracing::debug!(failure = ?f, "the keychain service did not come back");
+                    return Err(Failure::gone_for_good(message));
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+            }
+        }
     }
 
     #[cfg(target_os = "macos")]
@@ -242,6 +290,12 @@ enum Failure {
         /// Whether a fresh connection may help (our session object is gone).
         reconnect: bool,
     },
+    /// The keychain service exited while a call to it was pending (gnome-keyring has known
+    /// crashes on a client's first request); the session manager usually starts it again.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    Gone {
+        message: String,
+    },
 }
 
 impl Failure {
@@ -250,6 +304,20 @@ impl Failure {
             message: message.into(),
             transient: false,
             reconnect: false,
+        }
+    }
+
+    /// What a call reports when the service died under it and did not come back.
+    fn gone_for_good(message: &str) -> Self {
+        Failure::Backend {
+            message: format!(
+                "the keychain service stopped while answering ({message}) and was not running \
+                 again {} s later; start it again (e.g. `systemctl --user restart \
+                 gnome-keyring-daemon`, or log out and in)",
+                SERVICE_RESTART_WAIT.as_secs()
+            ),
+            transient: true,
+            reconnect: true,
         }
     }
 
@@ -288,6 +356,11 @@ impl Failure {
             Failure::Denied => Error::Denied { account },
             Failure::Corrupt => Error::Corrupt { account },
             Failure::Unavailable { reason, .. } => Error::Unavailable { reason },
+            Failure::Gone { message } => Error::Backend {
+                account,
+                message: format!("the keychain service stopped while answering ({message})"),
+                transient: true,
+            },
             Failure::Backend {
                 message, transient, ..
             } => Error::Backend {
@@ -489,6 +562,12 @@ mod linux {
                 reason: format!("cannot reach the D-Bus session bus ({message})"),
                 reconnect: true,
             },
+            // The bus answers a pending call this way when the service's connection closed:
+            // it exited (crashed) before replying. (A timeout is a NoReply too, with another
+            // message.)
+            (_, Some("NoReply")) if message.contains("disconnected") => Failure::Gone {
+                message: message.to_string(),
+            },
             (_, Some("NoReply" | "Timeout" | "TimedOut" | "LimitsExceeded" | "NoMemory")) => {
                 Failure::Backend {
                     message: format!("the keychain did not answer in time ({message})"),
@@ -551,6 +630,11 @@ mod tests {
                 }
             )
         });
+        let gone = classify_dbus(
+            "org.freedesktop.DBus.Error.NoReply",
+            "Message recipient disconnected from message bus without replying",
+        );
+        assert!(matches!(gone, Failure::Gone { .. }), "{gone:?}");
         is("org.freedesktop.Secret.Error.NoSession", |f| {
             f.wants_reconnect()
         });
