@@ -63,7 +63,10 @@ bench: deps ## print the benchmark tables (the daemon ones take ~2 min)
 	@# The daemon bench times the release binary (ROLECALL_BIN); the harness itself only starts
 	@# processes and reads /proc, so it builds in the dev profile and reuses `make test`'s build
 	@# instead of a release (LTO) build of the whole test bed.
-	ROLECALL_BIN=$(CURDIR)/target/release/rolecall \
+	@# the peer of the credential_process table, in a venv of its own (it pins its own awscli)
+	@test -x build/bench-venv/bin/bastion || { python3 -m venv build/bench-venv && \
+	  build/bench-venv/bin/pip install --quiet awscli-bastion==0.9.6; }
+	ROLECALL_BIN=$(CURDIR)/target/release/rolecall BASTION_BIN=$(CURDIR)/build/bench-venv/bin/bastion \
 	  $(CARGO) bench --workspace --bench daemon --profile dev --locked
 
 demo: deps build ## a throwaway HOME, a local STS, a demo key with MFA and three roles

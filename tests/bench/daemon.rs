@@ -14,6 +14,13 @@
 //!    runs each, interleaved. Once straight to moto (a few ms away) and once through the fault
 //!    proxy with a standing `Delay(50ms)` as a stand-in for the 50-150 ms to real STS.
 //!
+//! 3. credential_process: a warm `rolecall credential-process PROFILE` (fresh role credentials
+//!    in the file, nothing to renew) as a whole process, spawn to exit, p50 and p95 of
+//!    [`CP_RUNS`] runs, interleaved with `/bin/true` (the floor: what starting any process
+//!    costs) and the peer awscli-bastion's `bastion get-session-token` reading its cache, set up
+//!    as its README says (`$BASTION_BIN`; the Makefile installs it into `build/bench-venv`);
+//!    then the same with `rolecall daemon` running.
+//!
 //! Numbers are printed, never asserted. The rolecall binary is `$ROLECALL_BIN` (the Makefile
 //! points it at `target/release/rolecall`; this harness only starts processes and reads /proc,
 //! so it may be a dev build). Run with `make bench`, or one part with
@@ -32,7 +39,8 @@ mod support;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
 
 use support::{Daemon, Fault, Rolecall, World, http_request, rolecall_bin, wait_until};
 
@@ -48,6 +56,11 @@ const FANOUT_RUNS: usize = 3;
 const FANOUT_LIMITS: [usize; 3] = [1, 8, 32];
 const FANOUT_GOAL: f64 = 5.0;
 const STS_LATENCY: Duration = Duration::from_millis(50);
+
+const CP_RUNS: usize = 300;
+/// The peer starts Python: fewer runs keep the bench short.
+const CP_PEER_RUNS: usize = 20;
+const CP_GOAL: Duration = Duration::from_millis(2);
 
 fn main() {
     // `cargo test --all-targets` (make test) runs bench targets too, without `--bench`: the
@@ -67,6 +80,9 @@ fn main() {
     }
     if wanted("fanout") {
         fanout();
+    }
+    if wanted("credential-process") {
+        credential_process();
     }
 }
 
@@ -697,4 +713,183 @@ fn fanout() {
             "SERIALISED: the +50ms row understates concurrency"
         }
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. credential_process
+
+/// One command timed as a whole process, spawn to exit (its output discarded).
+struct Timed {
+    name: String,
+    command: Command,
+    runs: Vec<Duration>,
+}
+
+impl Timed {
+    fn new(name: &str, mut command: Command) -> Timed {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        Timed {
+            name: name.to_owned(),
+            command,
+            runs: Vec::new(),
+        }
+    }
+
+    fn run_once(&mut self) {
+        let started = Instant::now();
+        let status = self.command.status().unwrap();
+        self.runs.push(started.elapsed());
+        assert!(status.success(), "{} failed: {status}", self.name);
+    }
+
+    /// The `q` quantile (0.5 = median) of the runs.
+    fn quantile(&self, q: f64) -> Duration {
+        let mut runs = self.runs.clone();
+        runs.sort_unstable();
+        let at = ((runs.len() - 1) as f64 * q).round() as usize;
+        runs[at]
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Runs every command `runs` times, one of each in turn (so drift hits all alike); a command
+/// with fewer runs wanted (the peer) drops out once it has them.
+fn interleave(rows: &mut [(&mut Timed, usize)]) {
+    let most = rows.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    for i in 0..most {
+        for (timed, n) in rows.iter_mut() {
+            if i < *n {
+                timed.run_once();
+            }
+        }
+    }
+}
+
+/// `bastion get-session-token` with a valid cache, in a HOME of its own, as its README sets it
+/// up (`[bastion]` keys, `[bastion-sts]` with the MFA device); `None` when it is not installed.
+fn bastion(world: &World) -> Option<Timed> {
+    let bin = support::bastion_bin()?;
+    let home = world.sandbox.root().join("bastion-home");
+    fs::create_dir_all(home.join(".aws/cli/cache")).unwrap();
+    fs::write(
+        home.join(".aws/credentials"),
+        format!(
+            "[bastion]\naws_access_key_id = {}\naws_secret_access_key = {}\n\n\
+             [bastion-sts]\nmfa_serial = {}\ncredential_process = {} get-session-token\n",
+            support::TEST_ACCESS_KEY_ID,
+            support::TEST_SECRET_ACCESS_KEY,
+            support::MFA_SERIAL,
+            bin.display()
+        ),
+    )
+    .unwrap();
+    let expiration =
+        humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(6 * 3600));
+    fs::write(
+        home.join(".aws/cli/cache/bastion-sts.json"),
+        format!(
+            r#"{{"Version": 1, "AccessKeyId": "AKIAI44QH8DHBEXAMPLE", "SecretAccessKey": "bench", "SessionToken": "bench", "Expiration": "{expiration}"}}"#
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(&bin);
+    command
+        .arg("get-session-token")
+        .env_clear()
+        .envs(world.sandbox.env())
+        .env("HOME", &home);
+    // it must answer from the cache, not ask for a code
+    let out = command.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("AKIAI44QH8DHBEXAMPLE"),
+        "bastion get-session-token did not answer from its cache: {}{}",
+        text,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(Timed::new("awscli-bastion get-session-token", command))
+}
+
+fn credential_process() {
+    let world = World::start();
+    world.setup(support::CONFIG);
+    world
+        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let rolecall = |name: &str| {
+        let mut command = Command::new(rolecall_bin());
+        command
+            .args(["credential-process", "dev-admin"])
+            .env_clear()
+            .envs(world.rolecall.environment());
+        Timed::new(name, command)
+    };
+    // warm: answered from the file, no STS call
+    let out = world
+        .rc(&["credential-process", "dev-admin"])
+        .run()
+        .success();
+    assert!(out.stdout.contains("\"Version\":1"), "{}", out.stdout);
+    let sts_before = world.proxy.requests().len();
+
+    let mut floor = Timed::new("/bin/true", Command::new("/bin/true"));
+    let mut alone = rolecall("rolecall, no agent running");
+    let mut peer = bastion(&world);
+    match peer.as_mut() {
+        Some(peer) => interleave(&mut [
+            (&mut floor, CP_RUNS),
+            (&mut alone, CP_RUNS),
+            (peer, CP_PEER_RUNS),
+        ]),
+        None => interleave(&mut [(&mut floor, CP_RUNS), (&mut alone, CP_RUNS)]),
+    }
+    let daemon = Daemon::start(&world);
+    let mut floor_again = Timed::new("/bin/true (beside the daemon)", Command::new("/bin/true"));
+    let mut with_agent = rolecall("rolecall, daemon running");
+    interleave(&mut [(&mut floor_again, CP_RUNS), (&mut with_agent, CP_RUNS)]);
+    drop(daemon);
+    let renewals = world.proxy.requests().len() - sts_before;
+
+    println!(
+        "\ncredential_process, warm (fresh credentials, nothing to renew), whole process spawn \
+         to exit; STS calls during the runs: {renewals}"
+    );
+    println!(
+        "{:<38} {:>6} {:>10} {:>10} {:>10} {:>7}",
+        "command", "runs", "p50", "p95", "goal p50", "result"
+    );
+    let row = |t: &Timed, goal: bool| {
+        let p50 = t.quantile(0.5);
+        println!(
+            "{:<38} {:>6} {:>10} {:>10} {:>10} {:>7}",
+            t.name,
+            t.runs.len(),
+            ms(p50),
+            ms(t.quantile(0.95)),
+            if goal {
+                format!("<= {}", ms(CP_GOAL))
+            } else {
+                "-".to_owned()
+            },
+            if goal { pass(p50 <= CP_GOAL) } else { "" }
+        );
+    };
+    row(&floor, false);
+    row(&alone, true);
+    row(&floor_again, false);
+    row(&with_agent, true);
+    match &peer {
+        Some(peer) => row(peer, false),
+        None => println!(
+            "{:<38} (not installed: set BASTION_BIN, `make bench` does)",
+            "awscli-bastion get-session-token"
+        ),
+    }
 }

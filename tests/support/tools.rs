@@ -15,6 +15,13 @@ pub(crate) fn host_env(name: &str) -> Option<OsString> {
     std::env::var_os(name).filter(|value| !value.is_empty())
 }
 
+/// The peer awscli-bastion's `bastion` for `make bench` (`$BASTION_BIN`), when installed.
+pub fn bastion_bin() -> Option<PathBuf> {
+    host_env("BASTION_BIN")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+}
+
 /// The workspace root (the parent of `tests/`).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
