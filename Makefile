@@ -108,7 +108,7 @@ bench: deps package ## print the benchmark tables (the daemon ones take ~2 min)
 	@echo "sizes (release, stripped; packages from make package):"
 	@for f in target/release/rolecall target/release/rolecall-app target/release/bundle/deb/*.deb \
 	  target/release/bundle/rpm/*.rpm; do \
-	  stat -c '%s %n' "$$f" | awk '{printf "  %-58s %5.1f MB\n", $$2, $$1 / 1048576}'; \
+	  stat -c '%s %n' "$$f" | awk '{printf "  %-58s %5.1f MiB\n", $$2, $$1 / 1048576}'; \
 	done
 	@# --profile release (what the bench profile inherits, unchanged): shares the dependencies
 	@# just built for the binary instead of compiling the AWS stack a second time
