@@ -25,12 +25,14 @@ paint() { # glyph state
   printf '%s' "${s//#STATE/#$2}"
 }
 
-# app icon: dark glyph, fresh dot
-for size in 32 128 256; do
+# app icon: dark glyph, fresh dot; every size of the hicolor theme a desktop asks for (the Linux
+# packages install them all), and the 256 px one again under the names the bundler's other
+# platforms want
+for size in 16 24 32 48 64 128 256 512; do
   render "$(paint 1f2933 2e9e5b)" "$size" "${size}x${size}.png"
 done
 cp 256x256.png icon.png
-mv 256x256.png 128x128@2x.png
+cp 256x256.png 128x128@2x.png
 
 declare -A states=([fresh]=2e9e5b [expiring]=e0a100 [needs-mfa]=2f6fde [error]=d64545)
 for state in "${!states[@]}"; do

@@ -18,6 +18,7 @@ mod e2e;
 mod endpoints;
 mod faults;
 mod import;
+mod package;
 mod serve;
 mod settings;
 mod sources;

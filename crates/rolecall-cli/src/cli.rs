@@ -154,6 +154,13 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Write the man pages into DIR: `rolecall.1` and one per subcommand (for packagers:
+    /// `make package`).
+    #[command(hide = true)]
+    Man {
+        /// The directory to write the pages into (created if missing).
+        dir: std::path::PathBuf,
+    },
 }
 
 impl Command {
@@ -367,6 +374,26 @@ pub struct DaemonArgs {
     /// With --install-unit: the directory to write the unit into.
     #[arg(long, value_name = "DIR", requires = "install_unit")]
     pub unit_dir: Option<std::path::PathBuf>,
+    /// With --install-unit: the rolecall binary the unit runs, instead of this one (for
+    /// packagers: `/usr/bin/rolecall`).
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "install_unit",
+        hide = true,
+        value_parser = absolute_path
+    )]
+    pub unit_exec: Option<std::path::PathBuf>,
+}
+
+/// An absolute path (systemd runs a unit's ExecStart from no directory of the user's).
+fn absolute_path(value: &str) -> Result<std::path::PathBuf, String> {
+    let path = std::path::PathBuf::from(value);
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err("give an absolute path".into())
+    }
 }
 
 #[derive(Debug, Args)]

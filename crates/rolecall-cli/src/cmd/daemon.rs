@@ -17,12 +17,18 @@ use rolecall_core::serve::protocol::Report;
 
 use crate::cli::DaemonArgs;
 
-/// `--install-unit`: the systemd user unit running this very binary, and what to run next.
-fn install_unit(paths: &Paths, dir: Option<std::path::PathBuf>) -> anyhow::Result<u8> {
-    let exe = std::env::current_exe()
-        .and_then(|p| p.canonicalize())
-        .context("cannot tell where this rolecall binary is")?;
-    let dir = dir.unwrap_or_else(|| host::unit::user_dir(&paths.user_config_dir));
+/// `--install-unit`: the systemd user unit running this very binary (or `--unit-exec`, which a
+/// package build names as its installed path), and what to run next.
+fn install_unit(paths: &Paths, args: DaemonArgs) -> anyhow::Result<u8> {
+    let exe = match args.unit_exec {
+        Some(exe) => exe,
+        None => std::env::current_exe()
+            .and_then(|p| p.canonicalize())
+            .context("cannot tell where this rolecall binary is")?,
+    };
+    let dir = args
+        .unit_dir
+        .unwrap_or_else(|| host::unit::user_dir(&paths.user_config_dir));
     let path = host::unit::install(&dir, &exe)
         .with_context(|| format!("cannot write the unit into {}", dir.display()))?;
     outln!(
@@ -37,7 +43,7 @@ fn install_unit(paths: &Paths, dir: Option<std::path::PathBuf>) -> anyhow::Resul
 
 pub async fn run(paths: Paths, args: DaemonArgs) -> anyhow::Result<u8> {
     if args.install_unit {
-        return install_unit(&paths, args.unit_dir);
+        return install_unit(&paths, args);
     }
     if args.once {
         // a daemon cannot prompt: codes come through the agent (`rolecall refresh`, the app)

@@ -8,6 +8,7 @@ pub mod exec;
 pub mod export;
 pub mod import;
 pub mod keys;
+pub mod man;
 pub mod refresh;
 pub mod serve;
 pub mod setup;
