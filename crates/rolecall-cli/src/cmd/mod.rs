@@ -9,6 +9,7 @@ pub mod export;
 pub mod import;
 pub mod keys;
 pub mod refresh;
+pub mod roles;
 pub mod serve;
 pub mod setup;
 pub mod status;
