@@ -70,9 +70,10 @@ pub enum Error {
     /// The user already has two access keys, IAM's limit: no new one can be made.
     #[error(
         "IAM user {user} already has two access keys ({}), IAM's limit, so no new key can be \
-         created; delete the one rolecall does not use (IAM console → Security credentials, or \
-         `aws iam list-access-keys --user-name {user}` then `aws iam delete-access-key`), then \
-         run the rotation again", key_ids.join(", ")
+         created; delete the one rolecall does not use (`rolecall keys list` shows the one it \
+         uses; IAM console → Security credentials, or `aws iam list-access-keys --user-name \
+         {user}` then `aws iam delete-access-key`), then run the rotation again",
+        key_ids.join(", ")
     )]
     TooManyKeys {
         /// The user.
