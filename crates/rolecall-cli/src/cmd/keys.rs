@@ -105,7 +105,8 @@ pub async fn run(paths: Paths, keys: Keys) -> anyhow::Result<u8> {
         Keys::MfaDevices { name, json } => {
             let found = engine.mfa_devices(&name).await?;
             if json {
-                outln!("{}", serde_json::to_string_pretty(&found)?);
+                let out = serde_json::json!({"user": found.user, "mfa_devices": found.items});
+                outln!("{}", serde_json::to_string_pretty(&out)?);
             } else if found.items.is_empty() {
                 eprintln!("rolecall: IAM user {} has no MFA device", found.user);
             } else {

@@ -17,7 +17,12 @@ pub async fn run(paths: Paths, args: RolesArgs) -> anyhow::Result<u8> {
     let engine = engine(paths).await?;
     let found = engine.assumable_roles(&args.source).await?;
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&found)?);
+        let out = serde_json::json!({
+            "user": found.user,
+            "roles": found.items.grants,
+            "unreadable_policies": found.items.unreadable,
+        });
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else if found.items.grants.is_empty() {
         outln!(
             "IAM user {}'s policies allow sts:AssumeRole on no role",
