@@ -17,6 +17,7 @@ mod desktop_mfa;
 mod e2e;
 mod endpoints;
 mod faults;
+mod iam;
 mod import;
 mod package;
 mod serve;

@@ -37,7 +37,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
 "#;
 
 /// Runs `rolecall ARGS` on a pseudo-terminal, answering each prompt; returns the screen.
-fn on_a_terminal(world: &World, args: &[&str], exchanges: &[(&str, &str)]) -> String {
+pub(crate) fn on_a_terminal(world: &World, args: &[&str], exchanges: &[(&str, &str)]) -> String {
     let bin = crate::support::rolecall_bin();
     let pairs = serde_json::to_string(exchanges).expect("JSON");
     let out = world

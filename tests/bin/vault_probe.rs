@@ -108,6 +108,7 @@ fn run(store: &KeychainStore, vault: &Vault, words: &[&str]) -> Result<String, E
                     expiration: Some(expiration),
                 },
                 mfa_serial: (*mfa != "-").then(|| (*mfa).to_owned()),
+                iam_user: None,
             };
             vault.set_session(name, &session)?;
             "ok".to_owned()

@@ -108,6 +108,9 @@ pub enum Command {
     /// Manage long-lived keys in the OS keychain.
     #[command(subcommand, after_help = ex("rolecall keys add work --mfa-serial arn:aws:iam::123456789012:mfa/alice"))]
     Keys(Keys),
+    /// List the roles a source's IAM user may assume by its own and its groups' policies.
+    #[command(after_help = ex("rolecall roles work"))]
+    Roles(RolesArgs),
     /// Turn role profiles of ~/.aws/config into Rolecall profiles.
     #[command(after_help = ex("rolecall import --dry-run"))]
     Import(ImportArgs),
@@ -214,7 +217,7 @@ pub enum Keys {
         #[arg(long, value_name = "ARN")]
         mfa_serial: Option<String>,
         /// Look the MFA device up with IAM ListMFADevices (signed with the key) and store it
-        /// as the source's mfa_serial; the user must have exactly one device.
+        /// as the source's mfa_serial; with several devices, asks which one on a terminal.
         #[arg(long, conflicts_with = "mfa_serial")]
         detect_mfa: bool,
         /// Replace the key the source already has, without asking.
@@ -234,6 +237,24 @@ pub enum Keys {
         #[arg(long)]
         scrub: bool,
     },
+    /// List the MFA devices of the IAM user owning a source's key (IAM ListMFADevices).
+    #[command(after_help = ex("rolecall keys mfa-devices work"))]
+    MfaDevices {
+        /// The source name.
+        #[arg(add = ArgValueCandidates::new(source_names))]
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a source's key with a new one: create it in IAM, check it works, store it in
+    /// the keychain, then delete the old one from IAM (the user may hold at most two keys).
+    #[command(after_help = ex("rolecall keys rotate work"))]
+    Rotate {
+        /// The source name (a keychain source).
+        #[arg(add = ArgValueCandidates::new(source_names))]
+        name: String,
+    },
     /// List sources and what the keychain holds for them.
     #[command(after_help = ex("rolecall keys list"))]
     List {
@@ -248,6 +269,16 @@ pub enum Keys {
         #[arg(add = ArgValueCandidates::new(source_names))]
         name: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct RolesArgs {
+    /// The source whose IAM user's policies to read.
+    #[arg(add = ArgValueCandidates::new(source_names))]
+    pub source: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

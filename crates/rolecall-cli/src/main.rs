@@ -107,6 +107,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Completions { shell } => cmd::completions::run(shell),
         Command::Man { dir } => cmd::man::run(&dir),
         Command::Keys(k) => cmd::keys::run(paths, k).await,
+        Command::Roles(a) => cmd::roles::run(paths, a).await,
         Command::Import(a) => cmd::import::run(paths, a).await,
         Command::Refresh(a) => cmd::refresh::run(paths, a, cli.no_agent).await,
         Command::Status(a) => cmd::status::run(paths, a, cli.no_agent).await,

@@ -124,9 +124,112 @@ pub enum Error {
     /// the message already holds it, and a cause chain would print it twice.
     #[error("detecting the MFA device: {0}")]
     Iam(iam::Error),
+    /// An IAM call signed with a source's key failed (`keys mfa-devices`, `roles`, `keys
+    /// rotate`).
+    #[error("source {source_name}: {error}")]
+    SourceIam {
+        /// The source.
+        source_name: String,
+        /// What IAM said.
+        error: iam::Error,
+    },
+    /// A source without a long-lived IAM user key, for a command that needs one.
+    #[error(
+        "source {source_name} is of kind {kind:?} and has no long-lived IAM user key; this needs \
+         one: a keychain source (`rolecall keys add NAME`), or an environment source with an IAM \
+         user's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (no session token)"
+    )]
+    NoLongLivedKey {
+        /// The source.
+        source_name: String,
+        /// Its kind, as the config writes it.
+        kind: &'static str,
+    },
+    /// `keys rotate` stopped; what is left where is in the message. Not a `source`: the
+    /// message holds the cause, and a cause chain would print it twice.
+    #[error("key rotation of source {source_name} failed: {cause}; {left}")]
+    Rotation {
+        /// The source.
+        source_name: String,
+        /// What failed.
+        cause: Box<Error>,
+        /// Which key is where now.
+        left: RotationLeft,
+    },
+    /// A new access key that GetCallerIdentity does not accept (`keys rotate`).
+    #[error("source {source_name}: the new access key {new_key} does not work: {detail}")]
+    NewKeyNotWorking {
+        /// The source.
+        source_name: String,
+        /// The new key's id, shortened.
+        new_key: String,
+        /// What AWS answered.
+        detail: String,
+    },
+    /// `session_name` uses `{iam_user}` and the source's IAM user could not be found.
+    #[error(
+        "profile {profile}: session_name uses {{iam_user}}, and the IAM user of source \
+         {source_name} could not be found: {cause}"
+    )]
+    IamUser {
+        /// The profile.
+        profile: String,
+        /// Its root source.
+        source_name: String,
+        /// Why.
+        cause: Box<Error>,
+    },
     /// Writing the config file or a blocking task failed unexpectedly.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Where the keys are after a failed `keys rotate` (key ids as their last 4 characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RotationLeft {
+    /// Nothing changed: the old key is in the keychain and works, no new key exists.
+    Unchanged,
+    /// The old key is in the keychain and works; the new key, never stored, could not be
+    /// deleted from IAM.
+    NewKeyLeft {
+        /// The new key's id (shortened).
+        new_key: String,
+        /// The user.
+        user: String,
+    },
+    /// The new key is in the keychain and works; the old key is still active in IAM.
+    OldKeyLeft {
+        /// The old key's id (shortened).
+        old_key: String,
+        /// The user.
+        user: String,
+    },
+}
+
+impl std::fmt::Display for RotationLeft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RotationLeft::Unchanged => f.write_str(
+                "nothing changed: the old key is still in the keychain and works, and no new key \
+                 was left in IAM",
+            ),
+            RotationLeft::NewKeyLeft { new_key, user } => write!(
+                f,
+                "the old key is still in the keychain and works, but the new key {new_key} \
+                 could not be deleted: delete it yourself (IAM console → user {user} → Security \
+                 credentials, or `aws iam delete-access-key --user-name {user} --access-key-id` \
+                 with the id ending in those characters)"
+            ),
+            RotationLeft::OldKeyLeft { old_key, user } => write!(
+                f,
+                "the new key is in the keychain and works, but the old key {old_key} is still \
+                 active: delete it yourself (IAM console → user {user} → Security credentials, \
+                 or `aws iam delete-access-key --user-name {user} --access-key-id` with the id \
+                 ending in those characters)"
+            ),
+        }
+    }
 }
 
 impl From<iam::Error> for Error {
@@ -143,7 +246,8 @@ impl Error {
             Error::KeychainTimeout { .. } | Error::FileTimeout { .. } => true,
             Error::Vault(e) => e.is_retryable(),
             Error::Source { error, .. } => error.is_retryable(),
-            Error::Iam(e) => e.is_retryable(),
+            Error::Iam(e) | Error::SourceIam { error: e, .. } => e.is_retryable(),
+            Error::IamUser { cause, .. } => cause.is_retryable(),
             _ => false,
         }
     }
@@ -179,6 +283,7 @@ impl Error {
                 upstream_needs_user,
                 ..
             } => *upstream_needs_user,
+            Error::IamUser { cause, .. } => cause.needs_user(),
             e => !e.is_retryable(),
         }
     }

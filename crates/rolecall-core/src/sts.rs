@@ -500,10 +500,38 @@ pub fn default_session_name(user: Option<&str>) -> String {
     name
 }
 
+/// The placeholder a profile's `session_name` may hold for the name of the IAM user owning
+/// its root source's key (found with GetCallerIdentity): `session_name = "{iam_user}"`.
+pub const IAM_USER: &str = "{iam_user}";
+
+/// Whether a configured session name needs the IAM user's name.
+pub fn uses_iam_user(session_name: &str) -> bool {
+    session_name.contains(IAM_USER)
+}
+
+/// `session_name` with [`IAM_USER`] replaced by `user`, cut to STS's 64 characters (IAM user
+/// names and role session names share the alphabet `[\w+=,.@-]`).
+pub fn session_name_for(session_name: &str, user: &str) -> String {
+    let mut name = session_name.replace(IAM_USER, user);
+    if let Some((cut, _)) = name.char_indices().nth(64) {
+        name.truncate(cut);
+    }
+    name
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    #[test]
+    fn iam_user_placeholders_become_the_user_name() {
+        assert!(uses_iam_user("{iam_user}"));
+        assert!(!uses_iam_user("alice"));
+        assert_eq!(session_name_for("{iam_user}", "alice"), "alice");
+        assert_eq!(session_name_for("rc-{iam_user}", "bob@x"), "rc-bob@x");
+        assert_eq!(session_name_for("{iam_user}", &"u".repeat(80)).len(), 64);
+    }
 
     #[rstest]
     #[case("Throttling", "Rate exceeded", Some(400), false, "throttling", true)]

@@ -1,9 +1,10 @@
-//! `rolecall keys add|import|list|remove`.
+//! `rolecall keys add|import|list|mfa-devices|rotate|remove`.
 
 use std::io::{BufRead, IsTerminal, Write};
 
 use rolecall_core::config::{Paths, SourceKind};
 use rolecall_core::credentials::{Credentials, KeyId};
+use rolecall_core::iam;
 use rolecall_core::timestamp;
 
 use crate::cli::Keys;
@@ -37,7 +38,15 @@ pub async fn run(paths: Paths, keys: Keys) -> anyhow::Result<u8> {
                 expiration: None,
             };
             let mfa_serial = if detect_mfa {
-                let serial = engine.detect_mfa_serial(&name, &key).await?;
+                let serial = match engine.detect_mfa_serial(&name, &key).await {
+                    Ok(serial) => serial,
+                    // a person can pick one; without a terminal the error lists them and the flag
+                    Err(rolecall_core::Error::Iam(iam::Error::SeveralDevices {
+                        user,
+                        serials,
+                    })) if std::io::stdin().is_terminal() => choose_device(&user, &serials)?,
+                    Err(e) => return Err(e.into()),
+                };
                 outln!("found MFA device {serial}");
                 Some(serial)
             } else {
@@ -93,6 +102,29 @@ pub async fn run(paths: Paths, keys: Keys) -> anyhow::Result<u8> {
                 }
             }
         }
+        Keys::MfaDevices { name, json } => {
+            let found = engine.mfa_devices(&name).await?;
+            if json {
+                let out = serde_json::json!({"user": found.user, "mfa_devices": found.items});
+                outln!("{}", serde_json::to_string_pretty(&out)?);
+            } else if found.items.is_empty() {
+                eprintln!("rolecall: IAM user {} has no MFA device", found.user);
+            } else {
+                for serial in &found.items {
+                    outln!("{serial}");
+                }
+            }
+        }
+        Keys::Rotate { name } => {
+            let done = engine.rotate_key(&name).await?;
+            outln!(
+                "rotated the key of source {name} (IAM user {}): {} is in the keychain, {} is \
+                 deleted",
+                done.user,
+                done.new_key,
+                done.old_key
+            );
+        }
         Keys::Remove { name } => {
             if engine.remove_key(&name).await? {
                 outln!("removed source {name}");
@@ -127,4 +159,32 @@ fn confirm_replace(name: &str, old_key_id: &str) -> anyhow::Result<bool> {
         eprintln!("rolecall: kept the key of source {name}");
     }
     Ok(yes)
+}
+
+/// Asks the person at the terminal which of `serials` (the MFA devices of IAM user `user`) to
+/// use; a wrong answer is asked again, at most three times, and no answer gives up, naming the
+/// flag that chooses one.
+fn choose_device(user: &str, serials: &[String]) -> anyhow::Result<String> {
+    eprintln!("IAM user {user} has several MFA devices:");
+    for (i, serial) in serials.iter().enumerate() {
+        eprintln!("  {}) {serial}", i + 1);
+    }
+    for _ in 0..3 {
+        eprint!("which one? [1-{}] ", serials.len());
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        let answer = answer.trim();
+        if answer.is_empty() {
+            break;
+        }
+        match answer.parse::<usize>() {
+            Ok(n) if (1..=serials.len()).contains(&n) => return Ok(serials[n - 1].clone()),
+            _ => eprintln!("rolecall: answer with a number from 1 to {}", serials.len()),
+        }
+    }
+    anyhow::bail!(
+        "no MFA device chosen; give one with --mfa-serial ARN instead of --detect-mfa ({})",
+        serials.join(", ")
+    )
 }

@@ -10,6 +10,7 @@ pub mod import;
 pub mod keys;
 pub mod man;
 pub mod refresh;
+pub mod roles;
 pub mod serve;
 pub mod setup;
 pub mod status;

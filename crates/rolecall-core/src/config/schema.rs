@@ -147,7 +147,8 @@ pub struct ProfileConfig {
     pub region: Option<String>,
     /// External id for AssumeRole.
     pub external_id: Option<String>,
-    /// Role session name; default derived from the OS user.
+    /// Role session name; default derived from the OS user. `{iam_user}` in it stands for the
+    /// IAM user owning the root source's key.
     pub session_name: Option<String>,
 }
 

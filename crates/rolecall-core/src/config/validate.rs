@@ -201,7 +201,9 @@ impl Config {
                 check_chars(x, 2, 1224, "=,.@:/-").map_err(|m| (k("external_id"), m))?;
             }
             if let Some(x) = &p.session_name {
-                check_chars(x, 2, 64, "=,.@-").map_err(|m| (k("session_name"), m))?;
+                // `{iam_user}` stands for an IAM user name, of the same alphabet
+                let x = x.replace(crate::sts::IAM_USER, "iam-user");
+                check_chars(&x, 2, 64, "=,.@-").map_err(|m| (k("session_name"), m))?;
             }
             if self.root_source(name).is_none() {
                 return Err((

@@ -38,6 +38,7 @@ mod status;
 
 pub use crate::status::{ProfileStatus, State};
 pub use active::Cleared;
+pub use keys::{IamUserInfo, Rotated};
 pub use setup::{ImportOutcome, KeyImport, LineChange};
 pub(crate) use status::orphans;
 

@@ -242,9 +242,21 @@ impl Run<'_> {
             .role_arn
             .as_deref()
             .ok_or_else(|| Error::Internal(format!("profile {name} has no role")))?;
-        let session_name = p.session_name.clone().unwrap_or_else(|| {
-            sts::default_session_name(self.handle.inner.paths.user_name.as_deref())
-        });
+        let session_name = match p.session_name.as_deref() {
+            Some(template) if sts::uses_iam_user(template) => {
+                let source = self.config.root_source(name).unwrap_or(&p.source);
+                let user = sources::iam_user(self.handle, self.config, source)
+                    .await
+                    .map_err(|cause| Error::IamUser {
+                        profile: name.to_string(),
+                        source_name: source.to_string(),
+                        cause: Box::new(cause),
+                    })?;
+                sts::session_name_for(template, &user)
+            }
+            Some(fixed) => fixed.to_string(),
+            None => sts::default_session_name(self.handle.inner.paths.user_name.as_deref()),
+        };
         let req = AssumeRole {
             role_arn,
             session_name: &session_name,
@@ -752,6 +764,7 @@ role_arn = "arn:aws:iam::222222222222:role/E"
                 expiration: Some(SystemTime::now() + Duration::from_secs(14 * 60)),
             },
             mfa_serial: Some(serial.into()),
+            iam_user: None,
         };
         vault.set_session("s", &session).unwrap();
         let prompter = Arc::new(Silent(0.into()));

@@ -135,6 +135,9 @@ pub(super) struct Sources {
     /// Sessions started from a long-lived key in the environment, by source. Never persisted:
     /// the keychain may not exist where these sources are used.
     memory: Mutex<BTreeMap<String, CachedSession>>,
+    /// The IAM user owning each source's key, once found (`session_name = "{iam_user}"`), for
+    /// the engine's lifetime; a key stored anew forgets it.
+    users: Mutex<BTreeMap<String, String>>,
     /// What the environment holds, for unit tests (changing the process environment of a
     /// multi-threaded test binary is unsound).
     #[cfg(test)]
@@ -160,6 +163,98 @@ impl Sources {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    fn users(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Forgets the IAM user found for `source` (its key was replaced).
+    pub(super) fn forget_user(&self, source: &str) {
+        self.users().remove(source);
+    }
+}
+
+/// Whether a profile whose chain starts at `source` names its role sessions after the IAM user
+/// (`session_name` with `{iam_user}`).
+fn wants_iam_user(config: &Config, source: &str) -> bool {
+    config.profiles.iter().any(|(name, p)| {
+        p.session_name
+            .as_deref()
+            .is_some_and(crate::sts::uses_iam_user)
+            && config.root_source(name) == Some(source)
+    })
+}
+
+/// The name of the IAM user owning `source`'s credentials, for `session_name = "{iam_user}"`:
+/// found once per engine (kept in memory), or read from the cached keychain session (which
+/// records it when it is started), else asked of GetCallerIdentity, signed with the source's
+/// long-lived key (a keychain or environment key) or its temporary credentials (which must
+/// then be an IAM user's: an instance role has no user).
+pub(super) async fn iam_user(
+    handle: &EngineHandle,
+    config: &Config,
+    source: &str,
+) -> Result<String, EngineError> {
+    if let Some(user) = handle.inner.sources.users().get(source) {
+        return Ok(user.clone());
+    }
+    let src = source_config(handle, config, source)?;
+    let creds = match src.kind {
+        SourceKind::Keychain => {
+            let s = source.to_string();
+            let cached = handle.blocking(move |v| v.session(&s)).await?;
+            if let Some(user) = cached.and_then(|c| c.iam_user) {
+                handle
+                    .inner
+                    .sources
+                    .users()
+                    .insert(source.to_string(), user.clone());
+                return Ok(user);
+            }
+            let s = source.to_string();
+            handle
+                .blocking(move |v| v.source_key(&s))
+                .await?
+                .ok_or_else(|| EngineError::NoKey {
+                    source_name: source.to_string(),
+                })?
+        }
+        SourceKind::Environment => environment_credentials(handle, source).await?,
+        SourceKind::InstanceProfile => instance_profile(handle, source).await?,
+    };
+    let user = user_of(handle, src, source, &creds).await?;
+    handle
+        .inner
+        .sources
+        .users()
+        .insert(source.to_string(), user.clone());
+    Ok(user)
+}
+
+/// GetCallerIdentity with `creds`, and the IAM user name in the ARN.
+async fn user_of(
+    handle: &EngineHandle,
+    src: &SourceConfig,
+    source: &str,
+    creds: &Credentials,
+) -> Result<String, EngineError> {
+    let who = handle
+        .sts()
+        .caller_identity(creds, src.region.as_deref())
+        .await
+        .map_err(|error| EngineError::Session {
+            source_name: source.to_string(),
+            error,
+        })?;
+    let not_a_user = |error| EngineError::SourceIam {
+        source_name: source.to_string(),
+        error,
+    };
+    crate::iam::user_name(&who.arn)
+        .map_err(not_a_user)?
+        .ok_or_else(|| not_a_user(crate::iam::Error::NotAUser { arn: who.arn }))
 }
 
 /// A source's session for one refresh pass.
@@ -186,8 +281,11 @@ pub(super) async fn session(
 ) -> Result<Session, EngineError> {
     let src = source_config(handle, config, source)?;
     let valid_until = now + crate::status::session_renew_before(config, source);
+    let want_user = wants_iam_user(config, source);
     match src.kind {
-        SourceKind::Keychain => keychain(handle, src, source, renew, valid_until, mfa_code).await,
+        SourceKind::Keychain => {
+            keychain(handle, src, source, renew, valid_until, want_user, mfa_code).await
+        }
         SourceKind::InstanceProfile => {
             let credentials = instance_profile(handle, source).await?;
             Ok(Session {
@@ -196,7 +294,7 @@ pub(super) async fn session(
             })
         }
         SourceKind::Environment => {
-            environment(handle, src, source, renew, valid_until, mfa_code).await
+            environment(handle, src, source, renew, valid_until, want_user, mfa_code).await
         }
     }
 }
@@ -337,6 +435,7 @@ async fn keychain(
     source: &str,
     renew: bool,
     valid_until: SystemTime,
+    want_user: bool,
     mfa_code: impl FnOnce() -> Option<String> + Send,
 ) -> Result<Session, EngineError> {
     let key = async {
@@ -357,6 +456,7 @@ async fn keychain(
         valid_until,
         cache,
         key,
+        want_user,
         mfa_code,
     )
     .await
@@ -411,7 +511,10 @@ impl SessionCache {
 
 /// The one "cached session, else start one and cache it" path: the session in `cache` while it
 /// lasts until `valid_until` (unless `renew`), else GetSessionToken with the long-lived key that
-/// `key` reads (only then), cached for next time and announced.
+/// `key` reads (only then), cached for next time and announced. With `want_user`, a new
+/// session also records the IAM user owning the key (GetCallerIdentity with the key), so that
+/// `session_name = "{iam_user}"` needs no further call while the session lasts; a failure to
+/// find it is logged here and reported by the profiles that need it.
 #[allow(clippy::too_many_arguments)]
 async fn cached_or_started(
     handle: &EngineHandle,
@@ -421,6 +524,7 @@ async fn cached_or_started(
     valid_until: SystemTime,
     cache: SessionCache,
     key: impl Future<Output = Result<Credentials, EngineError>> + Send,
+    want_user: bool,
     mfa_code: impl FnOnce() -> Option<String> + Send,
 ) -> Result<Session, EngineError> {
     if !renew
@@ -434,9 +538,28 @@ async fn cached_or_started(
     }
     let key = key.await?;
     let creds = start_session(handle, src, source, &key, mfa_code).await?;
+    let iam_user = if want_user {
+        match user_of(handle, src, source, &key).await {
+            Ok(user) => {
+                handle
+                    .inner
+                    .sources
+                    .users()
+                    .insert(source.to_string(), user.clone());
+                Some(user)
+            }
+            Err(error) => {
+                tracing::warn!(source, %error, "could not find the IAM user of the key");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let cached = CachedSession {
         credentials: creds.clone(),
         mfa_serial: src.mfa_serial.clone(),
+        iam_user,
     };
     cache.put(handle, source, cached).await?;
     Ok(new_session(handle, source, creds))
@@ -464,7 +587,7 @@ async fn instance_profile(handle: &EngineHandle, source: &str) -> Result<Credent
 /// The environment's credentials, through aws-config's standard provider. It reads the
 /// process environment itself: that is the SDK's documented credential chain, and the one
 /// deliberate exception to "only `config::Paths::from_env` reads the environment".
-async fn environment_credentials(
+pub(super) async fn environment_credentials(
     handle: &EngineHandle,
     source: &str,
 ) -> Result<Credentials, EngineError> {
@@ -497,6 +620,7 @@ async fn environment(
     source: &str,
     renew: bool,
     valid_until: SystemTime,
+    want_user: bool,
     mfa_code: impl FnOnce() -> Option<String> + Send,
 ) -> Result<Session, EngineError> {
     let base = environment_credentials(handle, source).await?;
@@ -518,6 +642,7 @@ async fn environment(
         valid_until,
         cache,
         key,
+        want_user,
         mfa_code,
     )
     .await

@@ -234,6 +234,10 @@ pub struct CachedSession {
     pub credentials: Credentials,
     /// The MFA device the session was made with, if any.
     pub mfa_serial: Option<String>,
+    /// The name of the IAM user owning the key the session was made with, when a profile's
+    /// `session_name` needed it (`{iam_user}`): kept here so that later processes need not ask
+    /// GetCallerIdentity again. Not secret.
+    pub iam_user: Option<String>,
 }
 
 /// The typed vault: what Rolecall keeps in the [`SecretStore`]. Cheap to clone.
@@ -331,6 +335,7 @@ impl Vault {
         let session = CachedSession {
             credentials: record.credentials(&account)?,
             mfa_serial: record.mfa_serial.as_deref().map(str::to_string),
+            iam_user: record.iam_user.as_deref().map(str::to_string),
         };
         validate_session(&session).map_err(|_| corrupt(&account, "not a valid session"))?;
         Ok(Some(session))
@@ -341,7 +346,8 @@ impl Vault {
     pub fn set_session(&self, source: &str, session: &CachedSession) -> Result<(), Error> {
         let account = account(SESSION_PREFIX, source)?;
         validate_session(session)?;
-        let record = Record::new(&session.credentials, session.mfa_serial.as_deref())?;
+        let mut record = Record::new(&session.credentials, session.mfa_serial.as_deref())?;
+        record.iam_user = session.iam_user.as_deref().map(Cow::Borrowed);
         let blob = record.to_secret()?;
         self.store
             .set(&account, &blob)
@@ -464,6 +470,15 @@ fn validate_session(session: &CachedSession) -> Result<(), Error> {
             "the MFA serial must be non-empty, without whitespace or control characters",
         ));
     }
+    if session
+        .iam_user
+        .as_deref()
+        .is_some_and(|u| u.is_empty() || u.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        return Err(invalid(
+            "the IAM user name must be non-empty, without whitespace or control characters",
+        ));
+    }
     Ok(())
 }
 
@@ -483,6 +498,9 @@ struct Record<'a> {
     expiration: Option<String>,
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     mfa_serial: Option<Cow<'a, str>>,
+    /// Sessions only: the IAM user owning the key (see [`CachedSession::iam_user`]).
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    iam_user: Option<Cow<'a, str>>,
 }
 
 impl Drop for Record<'_> {
@@ -519,6 +537,7 @@ impl<'a> Record<'a> {
                 .map(|t| Cow::Borrowed(t.expose_secret())),
             expiration,
             mfa_serial: mfa_serial.map(Cow::Borrowed),
+            iam_user: None,
         })
     }
 
@@ -634,7 +653,33 @@ mod tests {
                 expiration: Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123)),
             },
             mfa_serial: Some("arn:aws:iam::123456789012:mfa/alice".into()),
+            iam_user: None,
         }
+    }
+
+    #[test]
+    fn a_sessions_iam_user_round_trips_and_older_records_have_none() {
+        let (v, store) = vault();
+        v.set_session("prod", &session()).unwrap();
+        assert!(!raw(&store, "session:prod").contains("iam_user"));
+        assert_eq!(v.session("prod").unwrap().unwrap().iam_user, None);
+        let with_user = CachedSession {
+            iam_user: Some("alice".into()),
+            ..session()
+        };
+        v.set_session("prod", &with_user).unwrap();
+        assert_eq!(
+            v.session("prod").unwrap().unwrap().iam_user.as_deref(),
+            Some("alice")
+        );
+        let bad = CachedSession {
+            iam_user: Some("al ice".into()),
+            ..session()
+        };
+        assert!(matches!(
+            v.set_session("prod", &bad),
+            Err(Error::Invalid { .. })
+        ));
     }
 
     fn raw(store: &MemoryStore, account: &str) -> String {
