@@ -53,8 +53,12 @@ for _ in $(seq 100); do [ -s "$demo_home/dbus.addr" ] && break; sleep 0.05; done
 export DBUS_SESSION_BUS_ADDRESS=$(head -1 "$demo_home/dbus.addr")
 printf demo | gnome-keyring-daemon --unlock --components=secrets --foreground >/dev/null 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do
-  gdbus introspect --session --dest org.freedesktop.secrets --object-path /org/freedesktop/secrets >/dev/null 2>&1 && break
+# ready once the login keyring it creates from the password exists as the default collection
+# (it owns its bus name before that: a `keys add` then finds "no default keyring")
+for _ in $(seq 200); do
+  gdbus call --session --dest org.freedesktop.secrets --object-path /org/freedesktop/secrets \
+    --method org.freedesktop.Secret.Service.ReadAlias default 2>/dev/null |
+    grep -q /org/freedesktop/secrets/collection/ && break
   sleep 0.05
 done
 

@@ -177,7 +177,7 @@ pub(crate) async fn run(engine: &EngineHandle) -> Vec<Check> {
     orphaned_entries(engine, uses_keychain, &mut out).await;
     out.push(cred_check);
 
-    match engine.sts().server_time(None).await {
+    match engine.sts().await.server_time(None).await {
         Ok(server) => {
             let now = SystemTime::now();
             let skew = now

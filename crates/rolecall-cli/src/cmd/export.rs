@@ -94,11 +94,14 @@ pub async fn credential_process(paths: Paths, args: ProfileArg) -> anyhow::Resul
     let profile = &args.profile;
     let mut got = engine.credentials(profile, RefreshOptions::default()).await;
     // no terminal answered: the tray app's popup can (the SDK that runs us waits meanwhile)
+    let mut popup = Popup::NotShown;
     if let Err(e) = &got
         && let Some(source) = e.mfa_source()
-        && code_from_the_app(engine.paths(), profile, source).await
     {
-        got = engine.credentials(profile, RefreshOptions::default()).await;
+        popup = code_from_the_app(engine.paths(), profile, source).await;
+        if popup == Popup::Answered {
+            got = engine.credentials(profile, RefreshOptions::default()).await;
+        }
     }
     let (creds, _) = match got {
         Ok(got) => got,
@@ -119,10 +122,18 @@ pub async fn credential_process(paths: Paths, args: ProfileArg) -> anyhow::Resul
                      terminal, then try again"
                 ),
             };
-            return Err(anyhow::Error::new(e).context(format!(
-                "profile {profile}: credential_process could not ask for an MFA code (no \
-                 terminal, or no code entered); {then}"
-            )));
+            let why = if popup == Popup::Unanswered {
+                let wait = humantime::format_duration(crate::cmd::refresh::POPUP_WAIT);
+                format!(
+                    "no code was entered in the Rolecall app's MFA window within {wait} (open it \
+                     again from the tray: Enter MFA code…); or "
+                )
+            } else {
+                "credential_process could not ask for an MFA code (no terminal, or no code \
+                 entered); "
+                    .to_owned()
+            };
+            return Err(anyhow::Error::new(e).context(format!("profile {profile}: {why}{then}")));
         }
         Err(e) => return Err(e.into()),
     };
@@ -141,20 +152,31 @@ pub async fn credential_process(paths: Paths, args: ProfileArg) -> anyhow::Resul
     Ok(crate::exit::OK)
 }
 
+/// What came of asking the tray app for a code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Popup {
+    /// No app that asks for codes runs (or it could not be asked).
+    NotShown,
+    /// The popup was shown and the session started.
+    Answered,
+    /// The popup was shown but no session started within the wait.
+    Unanswered,
+}
+
 /// When an app asks for codes in its window (`ping`'s `asks_codes`), has the agent ask for
 /// `source`'s code (the popup opens) and waits, at most [`crate::cmd::refresh::POPUP_WAIT`],
-/// for the session to start; true when it did.
-async fn code_from_the_app(paths: &Paths, profile: &str, source: &str) -> bool {
+/// for the session to start.
+async fn code_from_the_app(paths: &Paths, profile: &str, source: &str) -> Popup {
     let Some(mut agent) = crate::cmd::agent(paths, false).await else {
-        return false;
+        return Popup::NotShown;
     };
     if !agent.ping().await.is_ok_and(|p| p.asks_codes) {
-        return false;
+        return Popup::NotShown;
     }
     // subscribed before asking, so the session the popup starts is seen
     let mut sessions = crate::cmd::refresh::session_watch(paths).await;
     if sessions.is_none() {
-        return false;
+        return Popup::NotShown;
     }
     let wait = humantime::format_duration(crate::cmd::refresh::POPUP_WAIT);
     eprintln!(
@@ -170,7 +192,11 @@ async fn code_from_the_app(paths: &Paths, profile: &str, source: &str) -> bool {
         crate::cmd::refresh::session_started(&mut sessions, source),
     )
     .await;
-    matches!(started, Ok(Some(())))
+    if matches!(started, Ok(Some(()))) {
+        Popup::Answered
+    } else {
+        Popup::Unanswered
+    }
 }
 
 #[cfg(test)]

@@ -321,10 +321,13 @@ impl EngineHandle {
         }
         // the STS client is built from two settings: a changed one takes effect now
         let (was, is) = (&old.settings, &new.settings);
-        if (was.sts_timeout, was.sts_max_attempts) != (is.sts_timeout, is.sts_max_attempts) {
-            self.set_sts(EngineHandle::new_sts(is).await);
-        }
+        let sts_changed =
+            (was.sts_timeout, was.sts_max_attempts) != (is.sts_timeout, is.sts_max_attempts);
         self.set_config(new);
+        if sts_changed {
+            // after the new settings are in force, so the next call builds from them
+            self.reset_sts();
+        }
         self.set_config_error(None);
         self.inner.board.reloaded();
         tracing::info!(?added, ?removed, "config reloaded");
@@ -525,12 +528,12 @@ role_arn = "arn:aws:iam::222222222222:role/B"
         sb.write_config(AB_ACTIVE);
         let engine = sb.engine().await;
         let h = engine.handle();
-        assert_eq!(h.sts().limits(), (3, Some(secs(10))));
+        assert_eq!(h.sts().await.limits(), (3, Some(secs(10))));
         sb.write_config(&AB_ACTIVE.replace(
             "active = \"a\"",
             "active = \"a\"\nsts_timeout = \"3s\"\nsts_max_attempts = 5",
         ));
         h.reload().await.unwrap();
-        assert_eq!(h.sts().limits(), (5, Some(secs(3))));
+        assert_eq!(h.sts().await.limits(), (5, Some(secs(3))));
     }
 }

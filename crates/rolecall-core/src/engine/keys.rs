@@ -233,6 +233,7 @@ impl EngineHandle {
     ) -> Result<String, Error> {
         let who = self
             .sts()
+            .await
             .caller_identity(key, region)
             .await
             .map_err(|error| Error::Session {
@@ -253,7 +254,7 @@ impl EngineHandle {
     pub async fn mfa_devices(&self, source: &str) -> Result<IamUserInfo<Vec<String>>, Error> {
         let (key, region) = self.long_lived_key(source).await?;
         let user = self.iam_user_of(source, &key, region.as_deref()).await?;
-        let items = iam::mfa_devices(&self.sts(), &key, region.as_deref(), Some(&user))
+        let items = iam::mfa_devices(&self.sts().await, &key, region.as_deref(), Some(&user))
             .await
             .map_err(|error| Error::SourceIam {
                 source_name: source.to_string(),
@@ -268,7 +269,7 @@ impl EngineHandle {
     pub async fn assumable_roles(&self, source: &str) -> Result<IamUserInfo<iam::Roles>, Error> {
         let (key, region) = self.long_lived_key(source).await?;
         let user = self.iam_user_of(source, &key, region.as_deref()).await?;
-        let items = iam::assumable_roles(&self.sts(), &key, region.as_deref(), &user)
+        let items = iam::assumable_roles(&self.sts().await, &key, region.as_deref(), &user)
             .await
             .map_err(|error| Error::SourceIam {
                 source_name: source.to_string(),
@@ -288,7 +289,7 @@ impl EngineHandle {
         let (old, region) = self.long_lived_key(source).await?;
         let region = region.as_deref();
         let user = self.iam_user_of(source, &old, region).await?;
-        let sts = self.sts();
+        let sts = self.sts().await;
         let iam_err = |error| Error::SourceIam {
             source_name: source.to_string(),
             error,
@@ -372,7 +373,7 @@ impl EngineHandle {
         key: &Credentials,
         region: Option<&str>,
     ) -> Result<(), Error> {
-        let sts = self.sts();
+        let sts = self.sts().await;
         let mut waits = PROPAGATION_WAITS.iter();
         let refused = |detail: String| Error::NewKeyNotWorking {
             source_name: source.to_string(),

@@ -129,7 +129,6 @@ impl EngineBuilder {
 
     /// Loads the STS configuration and returns the engine.
     pub async fn build(self) -> Result<Engine, Error> {
-        let sts = EngineHandle::new_sts(&self.config.settings).await;
         // the OS keychain is opened on first use: a server whose sources need no keychain
         // never touches it
         let vault = tokio::sync::OnceCell::new_with(self.store.map(Vault::new));
@@ -140,7 +139,7 @@ impl EngineBuilder {
                     paths: self.paths,
                     config: RwLock::new(self.config),
                     vault,
-                    sts: RwLock::new(sts),
+                    sts: RwLock::new(None),
                     events,
                     mfa: self.mfa,
                     clock: self.clock,
@@ -194,8 +193,10 @@ struct Inner {
     config: RwLock<Arc<Config>>,
     /// Opened lazily (see [`EngineHandle::vault`]).
     vault: tokio::sync::OnceCell<Vault>,
-    /// Rebuilt when a reload changes its settings.
-    sts: RwLock<Sts>,
+    /// Built at the first STS call (a warm `credential_process` makes none, and loading the
+    /// SDK's configuration reads the user's AWS files); dropped, to be built anew, when a
+    /// reload changes its settings.
+    sts: RwLock<Option<Sts>>,
     events: broadcast::Sender<Event>,
     mfa: Arc<dyn MfaPrompter>,
     clock: Arc<dyn Clock>,
@@ -433,6 +434,7 @@ impl EngineHandle {
     pub async fn identity(&self, profile: &str) -> Result<sts::Identity, Error> {
         let (creds, region) = self.credentials(profile, RefreshOptions::default()).await?;
         self.sts()
+            .await
             .caller_identity(&creds, region.as_deref())
             .await
             .map_err(|error| Error::Sts {

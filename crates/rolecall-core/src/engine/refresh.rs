@@ -265,6 +265,7 @@ impl Run<'_> {
         };
         self.handle
             .sts()
+            .await
             .assume_role(creds, self.config.region(name), &req)
             .await
             .map_err(|error| Error::Sts {

@@ -176,7 +176,7 @@ impl EngineHandle {
     ) -> Result<String, Error> {
         let config = self.config();
         let region = config.sources.get(source).and_then(|s| s.region.clone());
-        let sts = self.sts();
+        let sts = self.sts().await;
         let who = sts
             .caller_identity(key, region.as_deref())
             .await
@@ -313,12 +313,23 @@ impl EngineHandle {
         crate::doctor::run(self).await
     }
 
-    /// The STS client in force (rebuilt by a reload that changes its settings).
-    pub(crate) fn sts(&self) -> Sts {
-        match self.inner.sts.read() {
+    /// The STS client in force, built at first use from the settings in force (and again
+    /// after a reload that changes them).
+    pub(crate) async fn sts(&self) -> Sts {
+        let built = match self.inner.sts.read() {
             Ok(s) => s.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        if let Some(sts) = built {
+            return sts;
         }
+        let sts = EngineHandle::new_sts(&self.config().settings).await;
+        let mut slot = match self.inner.sts.write() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        // two first calls at once: both built one, the first stored wins
+        slot.get_or_insert(sts).clone()
     }
 
     /// Builds the STS client for `settings`.
@@ -331,10 +342,11 @@ impl EngineHandle {
         .await
     }
 
-    pub(crate) fn set_sts(&self, sts: Sts) {
+    /// Drops the STS client: the next call builds one from the settings then in force.
+    pub(crate) fn reset_sts(&self) {
         match self.inner.sts.write() {
-            Ok(mut s) => *s = sts,
-            Err(poisoned) => *poisoned.into_inner() = sts,
+            Ok(mut s) => *s = None,
+            Err(poisoned) => *poisoned.into_inner() = None,
         }
     }
 

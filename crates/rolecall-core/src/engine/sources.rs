@@ -242,6 +242,7 @@ async fn user_of(
 ) -> Result<String, EngineError> {
     let who = handle
         .sts()
+        .await
         .caller_identity(creds, src.region.as_deref())
         .await
         .map_err(|error| EngineError::Session {
@@ -706,6 +707,7 @@ async fn start_session(
     };
     handle
         .sts()
+        .await
         .session_token(
             key,
             src.region.as_deref(),
