@@ -21,6 +21,11 @@
 //!    as its README says (`$BASTION_BIN`; the Makefile installs it into `build/bench-venv`);
 //!    then the same with `rolecall daemon` running.
 //!
+//! 4. The tray app (`rolecall-app` beside `$ROLECALL_BIN`, under Xvfb): memory as PSS summed
+//!    over the app and its WebKit child processes, right after start with no window ever opened,
+//!    and after each of ten cycles of the MFA popup opening (sessions forgotten, "Enter MFA
+//!    code…" clicked) and closing by itself (the code given at a terminal).
+//!
 //! Numbers are printed, never asserted. The rolecall binary is `$ROLECALL_BIN` (the Makefile
 //! points it at `target/release/rolecall`; this harness only starts processes and reads /proc,
 //! so it may be a dev build). Run with `make bench`, or one part with
@@ -42,7 +47,7 @@ use std::fs;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use support::{Daemon, Fault, Rolecall, World, http_request, rolecall_bin, wait_until};
+use support::{App, Daemon, Fault, Rolecall, World, Xvfb, http_request, rolecall_bin, wait_until};
 
 const IDLE_PROFILES: usize = 20;
 const IDLE_WINDOW: Duration = Duration::from_secs(60);
@@ -61,6 +66,11 @@ const CP_RUNS: usize = 300;
 /// The peer starts Python: fewer runs keep the bench short.
 const CP_PEER_RUNS: usize = 20;
 const CP_GOAL: Duration = Duration::from_millis(2);
+
+const APP_IDLE_GOAL_KB: u64 = 90 * 1024;
+const APP_POPUP_GOAL_KB: u64 = 140 * 1024;
+const APP_POPUP_CYCLES: usize = 10;
+const POPUP_TITLE: &str = "Rolecall: MFA code";
 
 fn main() {
     // `cargo test --all-targets` (make test) runs bench targets too, without `--bench`: the
@@ -83,6 +93,9 @@ fn main() {
     }
     if wanted("credential-process") {
         credential_process();
+    }
+    if wanted("app") {
+        app();
     }
 }
 
@@ -891,5 +904,156 @@ fn credential_process() {
             "{:<38} (not installed: set BASTION_BIN, `make bench` does)",
             "awscli-bastion get-session-token"
         ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. the tray app
+
+/// `pid` and every process below it (the app's WebKit processes).
+fn process_tree(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(child) = entry.file_name().to_str().and_then(|p| p.parse().ok()) else {
+            continue;
+        };
+        // the parent is the 2nd field after the `(comm)`
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok());
+        if let Some(parent) = parent {
+            parents.push((child, parent));
+        }
+    }
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let at = tree[i];
+        tree.extend(parents.iter().filter(|(_, p)| *p == at).map(|(c, _)| *c));
+        i += 1;
+    }
+    tree
+}
+
+/// PSS summed over the tree, and each process's name and PSS.
+fn tree_pss(pid: u32) -> (u64, Vec<(String, u64)>) {
+    let parts: Vec<(String, u64)> = process_tree(pid)
+        .into_iter()
+        .map(|p| {
+            let name = fs::read_to_string(format!("/proc/{p}/comm"))
+                .map(|n| n.trim().to_owned())
+                .unwrap_or_default();
+            (name, memory(p).1)
+        })
+        .collect();
+    (parts.iter().map(|(_, kb)| kb).sum(), parts)
+}
+
+fn popup_open(app: &App, xvfb: &Xvfb) -> bool {
+    app.windows(xvfb).iter().any(|w| w.title == POPUP_TITLE)
+}
+
+fn app() {
+    let world = World::start();
+    world.setup(support::CONFIG);
+    // fresh before the app starts: it opens no window by itself
+    world
+        .rc(&["--no-agent", "refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let xvfb = Xvfb::start(&world);
+    let app = App::start(&world, &xvfb);
+    let pid = app.process.pid();
+    app.wait_for_menu("every profile fresh", |m| {
+        m.iter().filter(|i| i.label.ends_with(" left")).count() >= 3
+    });
+    // settled: start-up allocations done
+    std::thread::sleep(Duration::from_secs(5));
+    let (idle, idle_parts) = tree_pss(pid);
+    assert!(!popup_open(&app, &xvfb), "a window opened by itself");
+
+    let mut after: Vec<u64> = Vec::new();
+    let mut open_peak = 0;
+    for cycle in 0..APP_POPUP_CYCLES {
+        // sessions forgotten through the app's agent: every profile needs a code again
+        world.rc(&["clear"]).run().success();
+        if wait_until(Duration::from_secs(3), || {
+            popup_open(&app, &xvfb).then_some(())
+        })
+        .is_none()
+        {
+            app.click("Enter MFA code");
+        }
+        app.wait_for_window(&xvfb, POPUP_TITLE);
+        open_peak = open_peak.max(tree_pss(pid).0);
+        world
+            .rc(&["refresh", "--mfa-code", "123456"])
+            .run()
+            .success();
+        let closed = wait_until(Duration::from_secs(30), || {
+            (!popup_open(&app, &xvfb)).then_some(())
+        });
+        assert!(
+            closed.is_some(),
+            "cycle {cycle}: the popup stayed open\n{}",
+            app.log()
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        after.push(tree_pss(pid).0);
+    }
+    let (end, end_parts) = tree_pss(pid);
+    let first = after[0];
+    let last = after[after.len() - 1];
+
+    println!("\ntray app: PSS summed over the app and its WebKit processes (smaps_rollup)");
+    println!(
+        "{:<46} {:>14} {:>14} {:>7}",
+        "metric", "goal", "measured", "result"
+    );
+    println!(
+        "{:<46} {:>14} {:>14} {:>7}",
+        "idle after start, no window ever opened",
+        format!("<= {}", mb(APP_IDLE_GOAL_KB)),
+        mb(idle),
+        pass(idle <= APP_IDLE_GOAL_KB)
+    );
+    println!(
+        "{:<46} {:>14} {:>14} {:>7}",
+        "with the MFA popup open (peak of 10)",
+        "-",
+        mb(open_peak),
+        ""
+    );
+    println!(
+        "{:<46} {:>14} {:>14} {:>7}",
+        format!("after {APP_POPUP_CYCLES} popup open/close cycles"),
+        format!("<= {}", mb(APP_POPUP_GOAL_KB)),
+        mb(end),
+        pass(end <= APP_POPUP_GOAL_KB)
+    );
+    println!(
+        "{:<46} {:>14} {:>14} {:>7}",
+        "growth, after cycle 1 to after cycle 10",
+        "noise",
+        format!("{:+.1} MB", (last as f64 - first as f64) / 1024.0),
+        ""
+    );
+    println!(
+        "after each cycle: {}",
+        after
+            .iter()
+            .map(|kb| mb(*kb))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for (what, parts) in [("idle", &idle_parts), ("end", &end_parts)] {
+        let list: Vec<String> = parts
+            .iter()
+            .map(|(n, kb)| format!("{n} {}", mb(*kb)))
+            .collect();
+        println!("{what}: {}", list.join(", "));
     }
 }
