@@ -25,8 +25,8 @@ pub use paths::Paths;
 #[cfg(unix)]
 pub(crate) use paths::current_uid;
 pub use schema::{
-    Config, DEFAULT_ROLE_DURATION, DEFAULT_SESSION_DURATION, ProfileConfig, Settings, SourceConfig,
-    SourceKind, Upstream,
+    Config, DEFAULT_ROLE_DURATION, DEFAULT_SESSION_DURATION, MAX_EXTENDS_DEPTH, ProfileConfig,
+    Settings, SourceConfig, SourceKind, Upstream,
 };
 pub use validate::{check_mfa_serial, check_name, check_role_arn, format_duration};
 
