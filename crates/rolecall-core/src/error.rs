@@ -124,6 +124,9 @@ pub enum Error {
     /// the message already holds it, and a cause chain would print it twice.
     #[error("detecting the MFA device: {0}")]
     Iam(iam::Error),
+    /// An ad-hoc request of `exec`/`export` (`--role-arn`, `--duration`…) cannot be done.
+    #[error(transparent)]
+    AdHoc(#[from] crate::engine::adhoc::Error),
     /// Writing the config file or a blocking task failed unexpectedly.
     #[error("internal error: {0}")]
     Internal(String),
@@ -156,6 +159,7 @@ impl Error {
                 | Error::UnknownProfile { .. }
                 | Error::UnknownSource { .. }
                 | Error::BadMfaCode(_)
+                | Error::AdHoc(_)
         )
     }
 

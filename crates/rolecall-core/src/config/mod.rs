@@ -28,7 +28,10 @@ pub use schema::{
     Config, DEFAULT_ROLE_DURATION, DEFAULT_SESSION_DURATION, MAX_EXTENDS_DEPTH, ProfileConfig,
     Settings, SourceConfig, SourceKind, Upstream,
 };
-pub use validate::{check_mfa_serial, check_name, check_role_arn, format_duration};
+pub use validate::{
+    check_mfa_serial, check_name, check_role_arn, check_role_duration, check_session_duration,
+    format_duration,
+};
 
 /// What went wrong with the configuration.
 #[derive(Debug, thiserror::Error)]

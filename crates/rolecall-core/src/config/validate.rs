@@ -342,6 +342,22 @@ pub fn format_duration(d: Duration) -> String {
     out
 }
 
+/// Checks a role lifetime against AssumeRole's limits: 15 minutes to 12 hours, 1 hour when the
+/// role is assumed from another role (chaining).
+pub fn check_role_duration(d: Duration, chained: bool) -> Result<(), String> {
+    if chained {
+        check_range(d, MIN_DURATION, MAX_CHAINED_DURATION)
+            .map_err(|m| format!("{m} (role chaining is limited to 1h)"))
+    } else {
+        check_range(d, MIN_DURATION, MAX_ROLE_DURATION)
+    }
+}
+
+/// Checks a session lifetime against GetSessionToken's limits: 15 minutes to 36 hours.
+pub fn check_session_duration(d: Duration) -> Result<(), String> {
+    check_range(d, MIN_DURATION, MAX_SESSION_DURATION)
+}
+
 fn check_range(d: Duration, min: Duration, max: Duration) -> Result<(), String> {
     if d < min || d > max {
         Err(format!(
