@@ -276,6 +276,23 @@ fn issue_17_duration_flags_and_variables_are_checked_against_the_aws_limits() {
         .run()
         .code_is(2);
     assert_contains!(out.stderr, "give --session-duration instead");
+    // an endpoint serves the profile as configured
+    let out = world
+        .rc(&[
+            "exec",
+            "--endpoint",
+            "dev-admin",
+            "--duration",
+            "2h",
+            "--",
+            "true",
+        ])
+        .run()
+        .code_is(2);
+    assert_contains!(
+        out.stderr,
+        "--endpoint: serves a configured profile as configured"
+    );
     // a good one from the environment: fresh role credentials of that lifetime, file untouched
     let out = world
         .rc(&["export", "dev-admin", "--format", "env"])

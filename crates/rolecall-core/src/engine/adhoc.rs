@@ -104,16 +104,11 @@ fn names(map: impl Iterator<Item = impl AsRef<str>>) -> String {
     }
 }
 
-/// A profile name the config does not use.
-fn temporary_name(config: &Config) -> String {
-    let taken = |n: &str| config.profiles.contains_key(n) || config.sources.contains_key(n);
-    let mut name = "rolecall-ad-hoc".to_string();
-    let mut i = 2;
-    while taken(&name) {
-        name = format!("rolecall-ad-hoc-{i}");
-        i += 1;
-    }
-    name
+/// The temporary profile's name, as messages show it (`profile Deploy (ad hoc): …`): never a
+/// configured name, which has no space or parenthesis (`config::check_name`), and never
+/// written anywhere.
+fn temporary_name(name: &str, what: &str) -> String {
+    format!("{name} ({what})")
 }
 
 /// Checks `--session-duration` against GetSessionToken and the source, and sets it.
@@ -141,7 +136,6 @@ fn set_session_duration(config: &mut Config, source: &str, d: Duration) -> Resul
 /// [`EngineHandle::credentials`]). The profile named by `Profile`/`Session` must exist.
 pub(super) fn plan(config: &Config, ask: &Ask) -> Result<Option<Plan>, Error> {
     let mut derived = config.clone();
-    let temp = temporary_name(config);
     let (profile, name) = match &ask.wanted {
         Wanted::Profile(p) => {
             if ask.duration.is_none() && ask.session_duration.is_none() {
@@ -292,6 +286,13 @@ pub(super) fn plan(config: &Config, ask: &Ask) -> Result<Option<Plan>, Error> {
         };
         set_session_duration(&mut derived, &root, d)?;
     }
+    let what = match (&ask.wanted, ask.duration.is_some()) {
+        (Wanted::Session(_), _) => "session",
+        (Wanted::Role { .. }, _) => "ad hoc",
+        (Wanted::Profile(_), true) => "other duration",
+        (Wanted::Profile(_), false) => "other session duration",
+    };
+    let temp = temporary_name(&name, what);
     derived.profiles.insert(temp.clone(), profile);
     Ok(Some(Plan {
         config: derived,
@@ -404,6 +405,7 @@ source = "s"
         a.duration = Some(Duration::from_secs(7200));
         let p = plan(&c, &a).unwrap().unwrap();
         assert_eq!(p.name, "Deploy");
+        assert_eq!(p.target, "Deploy (ad hoc)");
         assert!(!c.profiles.contains_key(&p.target));
         let t = &p.config.profiles[&p.target];
         assert_eq!(t.source, "s");
