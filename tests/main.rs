@@ -9,6 +9,7 @@
 #[macro_use]
 mod support;
 
+mod adhoc;
 mod cli;
 mod credfile;
 mod daemon;

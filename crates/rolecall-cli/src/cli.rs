@@ -124,7 +124,7 @@ pub enum Command {
     #[command(after_help = ex("rolecall use dev-admin"))]
     Use(UseArgs),
     /// Run a command with a profile's credentials in its environment.
-    #[command(after_help = ex("rolecall exec dev-admin aws sts get-caller-identity\n  rolecall exec dev-admin            (starts $SHELL)"))]
+    #[command(after_help = ex("rolecall exec dev-admin aws sts get-caller-identity\n  rolecall exec dev-admin            (starts $SHELL)\n  rolecall exec --role-arn arn:aws:iam::123456789012:role/Deploy --duration 2h -- terraform plan"))]
     Exec(ExecArgs),
     /// Print a profile's credentials as shell variables or JSON.
     #[command(after_help = ex("eval \"$(rolecall export dev-admin)\""))]
@@ -332,9 +332,11 @@ pub struct UseArgs {
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// The profile.
+    /// The profile; without one, $AWS_PROFILE when it names a Rolecall profile.
     #[arg(add = ArgValueCandidates::new(profile_names))]
-    pub profile: String,
+    pub profile: Option<String>,
+    #[command(flatten)]
+    pub ask: AskArgs,
     /// The current MFA code, if a new session is needed; `-` reads it from stdin. Without it,
     /// a terminal is asked; a code on the command line shows in `ps` and in the shell's history.
     #[arg(long, value_name = "CODE")]
@@ -363,13 +365,59 @@ pub enum ExportFormat {
     Powershell,
     /// A JSON object.
     Json,
+    /// Plain `KEY=VALUE` lines (an env file: `docker run --env-file`, systemd's
+    /// `EnvironmentFile=`).
+    Env,
+}
+
+/// What `exec` and `export` hand over besides a configured profile as configured.
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    /// Assume this role without a profile in the config (nothing is written to the
+    /// credentials file); the source's cached MFA session is reused.
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// With --role-arn: the source (or profile) to assume it from; default: the config's only
+    /// source.
+    #[arg(long, value_name = "NAME", requires = "role_arn", add = ArgValueCandidates::new(source_names))]
+    pub source: Option<String>,
+    /// With --role-arn: the MFA device, for a source without one in the config.
+    #[arg(long, value_name = "ARN", requires = "role_arn")]
+    pub mfa_serial: Option<String>,
+    /// Role credentials lasting this long (AssumeRole: 15m to 12h, 1h when chained), made
+    /// fresh and not written to the credentials file.
+    #[arg(long, value_name = "DURATION", env = "ROLECALL_DURATION", value_parser = duration_arg)]
+    pub duration: Option<std::time::Duration>,
+    /// The lifetime of an MFA session started for this (GetSessionToken: 15m to 36h); a
+    /// cached session is used while it lasts.
+    #[arg(long, value_name = "DURATION", env = "ROLECALL_SESSION_DURATION", value_parser = duration_arg)]
+    pub session_duration: Option<std::time::Duration>,
+    /// The session credentials of the source at the root of the profile's chain instead of
+    /// the profile's role (aws-runas -s).
+    #[arg(long, conflicts_with = "role_arn")]
+    pub session: bool,
+    /// The profile used when none is named (read from $AWS_PROFILE).
+    #[arg(long, env = "AWS_PROFILE", hide = true, hide_env_values = true)]
+    pub aws_profile: Option<String>,
+}
+
+/// A lifetime as written in the config: `1h`, `90m`, `1h30m`.
+fn duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|_| {
+        format!(
+            "{text:?} is not a duration: write it like \"1h\", \"90m\" or \"1h30m\" (in \
+             --duration, --session-duration, ROLECALL_DURATION or ROLECALL_SESSION_DURATION)"
+        )
+    })
 }
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The profile.
+    /// The profile; without one, $AWS_PROFILE when it names a Rolecall profile.
     #[arg(add = ArgValueCandidates::new(profile_names))]
-    pub profile: String,
+    pub profile: Option<String>,
+    #[command(flatten)]
+    pub ask: AskArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ExportFormat::Sh)]
     pub format: ExportFormat,

@@ -74,12 +74,7 @@ fn main() -> ExitCode {
         Err(err) => {
             eprintln!("rolecall: {err:#}");
             let code = match err.downcast_ref::<rolecall_core::Error>() {
-                Some(
-                    rolecall_core::Error::Config(_)
-                    | rolecall_core::Error::UnknownProfile { .. }
-                    | rolecall_core::Error::UnknownSource { .. }
-                    | rolecall_core::Error::BadMfaCode(_),
-                ) => exit::USAGE,
+                Some(e) if e.is_usage() => exit::USAGE,
                 _ if err
                     .downcast_ref::<rolecall_core::serve::client::Error>()
                     .is_some_and(rolecall_core::serve::client::Error::is_usage) =>

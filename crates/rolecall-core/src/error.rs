@@ -179,6 +179,9 @@ pub enum Error {
         /// Why.
         cause: Box<Error>,
     },
+    /// An ad-hoc request of `exec`/`export` (`--role-arn`, `--duration`…) cannot be done.
+    #[error(transparent)]
+    AdHoc(#[from] crate::engine::adhoc::Error),
     /// Writing the config file or a blocking task failed unexpectedly.
     #[error("internal error: {0}")]
     Internal(String),
@@ -260,6 +263,7 @@ impl Error {
                 | Error::UnknownProfile { .. }
                 | Error::UnknownSource { .. }
                 | Error::BadMfaCode(_)
+                | Error::AdHoc(_)
         )
     }
 

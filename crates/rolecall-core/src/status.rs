@@ -150,10 +150,10 @@ pub fn renew_before(refresh_before: Duration, lifetime: Duration) -> Duration {
     }
 }
 
-/// [`renew_before`] for `profile`: its lifetime is its role's duration, or its source's session
+/// [`renew_before`] for `profile`, with its own `refresh_before` (else the global one): its lifetime is its role's duration, or its source's session
 /// duration for a profile without a role.
 pub fn profile_renew_before(config: &Config, profile: &str) -> Duration {
-    let rb = config.settings.refresh_before;
+    let rb = config.refresh_before(profile);
     let Some(p) = config.profiles.get(profile) else {
         return rb;
     };

@@ -11,6 +11,7 @@
 use anyhow::Context;
 use rolecall_core::RefreshOptions;
 use rolecall_core::config::Paths;
+use rolecall_core::engine::adhoc::{self, Wanted};
 
 use crate::cli::ExecArgs;
 use crate::cmd::engine;
@@ -23,15 +24,33 @@ pub async fn run(paths: Paths, args: ExecArgs) -> anyhow::Result<u8> {
         force: false,
         mfa_code: args.mfa_code,
     };
+    let mut words: Vec<String> = args.profile.into_iter().chain(args.command).collect();
+    let ask = crate::cmd::export::ask(&engine.config(), &mut words, args.ask, true)?;
+    let profile = match &ask.wanted {
+        Wanted::Profile(p) => p.clone(),
+        _ => String::new(),
+    };
+    let plain = !profile.is_empty() && ask.duration.is_none() && ask.session_duration.is_none();
+    if args.endpoint && !plain {
+        return Err(rolecall_core::Error::from(adhoc::Error::Invalid {
+            flag: "--endpoint",
+            message: "serves a configured profile as configured; leave out --role-arn, \
+                      --session, --duration and --session-duration (and ROLECALL_DURATION, \
+                      ROLECALL_SESSION_DURATION)"
+                .into(),
+        })
+        .into());
+    }
     // with --endpoint too: renews (and asks for an MFA code on the terminal) before the
     // command starts, and gives the region
-    let (creds, region) = engine.credentials(&args.profile, opts).await?;
+    let handed = engine.hand_over(&ask, opts).await?;
+    let (creds, region, name) = (handed.credentials, handed.region, handed.name);
     // no command: a shell, as aws-vault does, for a session of commands under the profile
     let shell = args
         .shell
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "/bin/sh".into());
-    let (program, rest): (std::ffi::OsString, &[String]) = match args.command.split_first() {
+    let (program, rest): (std::ffi::OsString, &[String]) = match words.split_first() {
         Some((program, rest)) => (program.into(), rest),
         None => (shell, &[]),
     };
@@ -44,16 +63,16 @@ pub async fn run(paths: Paths, args: ExecArgs) -> anyhow::Result<u8> {
         // no prompt while the command owns the terminal (see cmd/serve.rs)
         let endpoint = Endpoint::ecs(
             paths,
-            &args.profile,
+            &profile,
             0,
             std::sync::Arc::new(rolecall_core::NoPrompt),
         )
         .await?;
         endpoint_env(&mut cmd, &endpoint, region.as_deref());
-        cmd.env("ROLECALL_PROFILE", &args.profile);
+        cmd.env("ROLECALL_PROFILE", &name);
         Some(endpoint)
     } else {
-        for (k, v) in variables(&args.profile, &creds, region.as_deref()) {
+        for (k, v) in variables(&name, &creds, region.as_deref()) {
             cmd.env(k, v);
         }
         None

@@ -4,10 +4,11 @@ use rolecall_core::timestamp;
 use std::sync::Arc;
 
 use rolecall_core::RefreshOptions;
-use rolecall_core::config::Paths;
+use rolecall_core::config::{Config, Paths};
 use rolecall_core::credentials::{Credentials, ExposeSecret};
+use rolecall_core::engine::adhoc::{self, Ask, Wanted};
 
-use crate::cli::{ExportArgs, ExportFormat, ProfileArg};
+use crate::cli::{AskArgs, ExportArgs, ExportFormat, ProfileArg};
 use crate::cmd::{engine, engine_with};
 use crate::prompt::TtyPrompt;
 
@@ -47,14 +48,75 @@ fn ps_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// What `exec` or `export` asks for: the profile named first in `words` (then, for `exec`,
+/// the command), or with `--role-arn` none (the words are the command), or `$AWS_PROFILE`
+/// when it names a Rolecall profile and `words` does not start with one (said on stderr);
+/// with the flags' lifetimes. What `exec` runs is left in `words`.
+pub fn ask(
+    config: &Config,
+    words: &mut Vec<String>,
+    args: AskArgs,
+    exec: bool,
+) -> Result<Ask, rolecall_core::Error> {
+    let session = args.session;
+    let wanted = move |p: String| {
+        if session {
+            Wanted::Session(p)
+        } else {
+            Wanted::Profile(p)
+        }
+    };
+    let known = |w: &String| config.profiles.contains_key(w);
+    let wanted = if let Some(role_arn) = args.role_arn {
+        if !exec && !words.is_empty() {
+            return Err(adhoc::Error::Invalid {
+                flag: "--role-arn",
+                message: "names the role itself: leave PROFILE out".into(),
+            }
+            .into());
+        }
+        Wanted::Role {
+            role_arn,
+            source: args.source,
+            mfa_serial: args.mfa_serial,
+        }
+    } else if words.first().is_some_and(known) || (!exec && !words.is_empty()) {
+        wanted(words.remove(0))
+    } else if let Some(p) = args.aws_profile.filter(known) {
+        eprintln!("rolecall: no profile named: using profile {p} from $AWS_PROFILE");
+        wanted(p)
+    } else if !words.is_empty() {
+        // not a profile: the engine says so, with the known ones
+        wanted(words.remove(0))
+    } else {
+        let names: Vec<&str> = config.profiles.keys().map(String::as_str).collect();
+        return Err(adhoc::Error::NoProfile {
+            known: if names.is_empty() {
+                "(none)".into()
+            } else {
+                names.join(", ")
+            },
+        }
+        .into());
+    };
+    Ok(Ask {
+        wanted,
+        duration: args.duration,
+        session_duration: args.session_duration,
+    })
+}
+
 pub async fn run(paths: Paths, args: ExportArgs) -> anyhow::Result<u8> {
     let engine = engine(paths).await?;
     let opts = RefreshOptions {
         force: false,
         mfa_code: args.mfa_code,
     };
-    let (creds, region) = engine.credentials(&args.profile, opts).await?;
-    let vars = variables(&args.profile, &creds, region.as_deref());
+    let mut words: Vec<String> = args.profile.into_iter().collect();
+    let ask = ask(&engine.config(), &mut words, args.ask, false)?;
+    let handed = engine.hand_over(&ask, opts).await?;
+    let (creds, region) = (handed.credentials, handed.region);
+    let vars = variables(&handed.name, &creds, region.as_deref());
     let mut out = String::new();
     match args.format {
         ExportFormat::Sh => {
@@ -81,6 +143,13 @@ pub async fn run(paths: Paths, args: ExportArgs) -> anyhow::Result<u8> {
                 .map(|(k, v)| (k.to_string(), v.into()))
                 .collect();
             out = serde_json::to_string_pretty(&map)? + "\n";
+        }
+        ExportFormat::Env => {
+            // no quoting: docker's --env-file and systemd take the value as it is (and the
+            // values here hold no newline or leading space)
+            for (k, v) in &vars {
+                out.push_str(&format!("{k}={v}\n"));
+            }
         }
     }
     out!("{out}");

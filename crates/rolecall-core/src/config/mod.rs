@@ -25,10 +25,13 @@ pub use paths::Paths;
 #[cfg(unix)]
 pub(crate) use paths::current_uid;
 pub use schema::{
-    Config, DEFAULT_ROLE_DURATION, DEFAULT_SESSION_DURATION, ProfileConfig, Settings, SourceConfig,
-    SourceKind, Upstream,
+    Config, DEFAULT_ROLE_DURATION, DEFAULT_SESSION_DURATION, MAX_EXTENDS_DEPTH, ProfileConfig,
+    Settings, SourceConfig, SourceKind, Upstream,
 };
-pub use validate::{check_mfa_serial, check_name, check_role_arn, format_duration};
+pub use validate::{
+    check_mfa_serial, check_name, check_role_arn, check_role_duration, check_session_duration,
+    format_duration,
+};
 
 /// What went wrong with the configuration.
 #[derive(Debug, thiserror::Error)]

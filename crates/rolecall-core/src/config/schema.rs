@@ -150,7 +150,21 @@ pub struct ProfileConfig {
     /// Role session name; default derived from the OS user. `{iam_user}` in it stands for the
     /// IAM user owning the root source's key.
     pub session_name: Option<String>,
+    /// Another profile this one takes `session_name`, `external_id`, `duration` and `region`
+    /// from when it does not set them (the first three only for a role profile); the other
+    /// profile may extend a third, up to [`MAX_EXTENDS_DEPTH`] links.
+    pub extends: Option<String>,
+    /// Renew this profile when less than this lifetime remains; default
+    /// `settings.refresh_before` (see [`Config::refresh_before`]).
+    #[serde(default, with = "humantime_serde")]
+    pub refresh_before: Option<Duration>,
+    /// The fields taken through `extends`, each with the profile written in (for messages).
+    #[serde(skip)]
+    pub inherited: BTreeMap<&'static str, String>,
 }
+
+/// The longest `extends` chain accepted (links from a profile to the last one it extends).
+pub const MAX_EXTENDS_DEPTH: usize = 5;
 
 /// GetSessionToken's default lifetime.
 pub const DEFAULT_SESSION_DURATION: Duration = Duration::from_secs(12 * 3600);
@@ -210,16 +224,111 @@ impl Config {
                 },
             }
         })?;
-        config.validate().map_err(|(key, message)| {
-            let parts: Vec<&str> = key.split('\u{0}').collect();
-            Error::Invalid {
-                path: path.to_path_buf(),
-                line: locate(text, &parts),
-                key: key.replace('\u{0}', "."),
-                message,
-            }
-        })?;
+        let mut config = config;
+        config
+            .validate_extends()
+            .and_then(|()| {
+                config.apply_extends();
+                config.validate()
+            })
+            .map_err(|(key, message)| {
+                // a value taken through `extends` is reported at the `extends` line that
+                // brought it in, naming where it is written
+                let (key, message) = config.blame_extends(key, message);
+                let parts: Vec<&str> = key.split('\u{0}').collect();
+                Error::Invalid {
+                    path: path.to_path_buf(),
+                    line: locate(text, &parts),
+                    key: key.replace('\u{0}', "."),
+                    message,
+                }
+            })?;
         Ok(config)
+    }
+
+    /// Fills each profile's unset `session_name`, `external_id`, `duration` (role profiles
+    /// only) and `region` from the profiles it extends, nearest first, and records where each
+    /// came from. Runs after [`Config::validate_extends`], so every chain ends.
+    fn apply_extends(&mut self) {
+        let names: Vec<String> = self.profiles.keys().cloned().collect();
+        for name in names {
+            let mut chain = Vec::new();
+            let mut next = self.profiles[&name].extends.clone();
+            while let Some(parent) = next {
+                if chain.contains(&parent) || chain.len() > MAX_EXTENDS_DEPTH {
+                    break;
+                }
+                next = self.profiles.get(&parent).and_then(|p| p.extends.clone());
+                chain.push(parent);
+            }
+            for parent in chain {
+                let Some(from) = self.profiles.get(&parent).cloned() else {
+                    break;
+                };
+                let Some(p) = self.profiles.get_mut(&name) else {
+                    break;
+                };
+                let role = p.role_arn.is_some();
+                let mut take = |field: &'static str, mine: bool, theirs: bool| {
+                    let yes = !mine && theirs;
+                    if yes {
+                        p.inherited.insert(field, parent.clone());
+                    }
+                    yes
+                };
+                // (a field is taken from the nearest profile that sets it: once set, `mine`)
+                let region = take("region", p.region.is_some(), from.region.is_some());
+                let session_name = role
+                    && take(
+                        "session_name",
+                        p.session_name.is_some(),
+                        from.session_name.is_some(),
+                    );
+                let external_id = role
+                    && take(
+                        "external_id",
+                        p.external_id.is_some(),
+                        from.external_id.is_some(),
+                    );
+                let duration =
+                    role && take("duration", p.duration.is_some(), from.duration.is_some());
+                if region {
+                    p.region = from.region;
+                }
+                if session_name {
+                    p.session_name = from.session_name;
+                }
+                if external_id {
+                    p.external_id = from.external_id;
+                }
+                if duration {
+                    p.duration = from.duration;
+                }
+            }
+        }
+    }
+
+    /// A validation error about a value a profile took through `extends` moves to that
+    /// profile's `extends` key and names the profile the value is written in.
+    fn blame_extends(&self, key: String, message: String) -> (String, String) {
+        let parts: Vec<&str> = key.split('\u{0}').collect();
+        if let ["profiles", name, field] = parts[..]
+            && let Some(from) = self.profiles.get(name).and_then(|p| p.inherited.get(field))
+        {
+            return (
+                ["profiles", name, "extends"].join("\u{0}"),
+                format!("{field} taken from profile {from:?}: {message}"),
+            );
+        }
+        (key, message)
+    }
+
+    /// The `refresh_before` of `profile`: its own, else `settings.refresh_before`.
+    pub fn refresh_before(&self, profile: &str) -> Duration {
+        self.profiles
+            .get(profile)
+            .and_then(|p| p.refresh_before)
+            .unwrap_or(self.settings.refresh_before)
     }
 
     /// What `profile` is made from, or `None` when it names nothing known.

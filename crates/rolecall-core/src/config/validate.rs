@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::Config;
+use super::schema::MAX_EXTENDS_DEPTH;
 
 const MIN_DURATION: Duration = Duration::from_secs(900);
 const MAX_SESSION_DURATION: Duration = Duration::from_secs(36 * 3600);
@@ -16,6 +17,59 @@ const MIN_REFRESH_BEFORE: Duration = Duration::from_secs(60);
 const CONFIGPARSER_DEFAULT_SECTION: &str = "DEFAULT";
 
 impl Config {
+    /// Checks every `extends`: it names another profile, and following it ends within
+    /// [`MAX_EXTENDS_DEPTH`] links without coming back (before the values are taken through it).
+    pub(super) fn validate_extends(&self) -> Result<(), (String, String)> {
+        for (name, p) in &self.profiles {
+            let Some(first) = &p.extends else {
+                continue;
+            };
+            let key = ["profiles", name, "extends"].join("\u{0}");
+            if first == name {
+                return Err((key, "a profile cannot extend itself".into()));
+            }
+            let mut chain = vec![name.as_str()];
+            let mut next = Some(first.as_str());
+            while let Some(parent) = next {
+                let Some(up) = self.profiles.get(parent) else {
+                    let last = chain.last().copied().unwrap_or(name);
+                    let known: Vec<&String> = self.profiles.keys().collect();
+                    return Err((
+                        ["profiles", last, "extends"].join("\u{0}"),
+                        format!(
+                            "{parent:?} is not a profile; known profiles: {}",
+                            list(known.into_iter())
+                        ),
+                    ));
+                };
+                if chain.contains(&parent) {
+                    chain.push(parent);
+                    return Err((
+                        key,
+                        format!(
+                            "profiles extend each other in a cycle ({}); remove one of these \
+                             extends",
+                            chain.join(" → ")
+                        ),
+                    ));
+                }
+                chain.push(parent);
+                if chain.len() > MAX_EXTENDS_DEPTH + 1 {
+                    return Err((
+                        key,
+                        format!(
+                            "extends chain is longer than {MAX_EXTENDS_DEPTH} profiles ({} → …); \
+                             set the values in a profile nearer to this one",
+                            chain.join(" → ")
+                        ),
+                    ));
+                }
+                next = up.extends.as_deref();
+            }
+        }
+        Ok(())
+    }
+
     /// Checks everything that TOML types cannot: names, ranges (STS limits), references,
     /// cycles. Returns the dotted key and the message.
     pub(super) fn validate(&self) -> Result<(), (String, String)> {
@@ -197,6 +251,19 @@ impl Config {
             if let Some(r) = &p.region {
                 check_region(r).map_err(|m| (k("region"), m))?;
             }
+            if let Some(rb) = p.refresh_before
+                && rb < MIN_REFRESH_BEFORE
+            {
+                return Err((
+                    k("refresh_before"),
+                    format!(
+                        "{} is too short: must be at least {}, so that a renewal has time to \
+                         finish before the credentials expire",
+                        format_duration(rb),
+                        format_duration(MIN_REFRESH_BEFORE)
+                    ),
+                ));
+            }
             if let Some(x) = &p.external_id {
                 check_chars(x, 2, 1224, "=,.@:/-").map_err(|m| (k("external_id"), m))?;
             }
@@ -275,6 +342,22 @@ pub fn format_duration(d: Duration) -> String {
         }
     }
     out
+}
+
+/// Checks a role lifetime against AssumeRole's limits: 15 minutes to 12 hours, 1 hour when the
+/// role is assumed from another role (chaining).
+pub fn check_role_duration(d: Duration, chained: bool) -> Result<(), String> {
+    if chained {
+        check_range(d, MIN_DURATION, MAX_CHAINED_DURATION)
+            .map_err(|m| format!("{m} (role chaining is limited to 1h)"))
+    } else {
+        check_range(d, MIN_DURATION, MAX_ROLE_DURATION)
+    }
+}
+
+/// Checks a session lifetime against GetSessionToken's limits: 15 minutes to 36 hours.
+pub fn check_session_duration(d: Duration) -> Result<(), String> {
+    check_range(d, MIN_DURATION, MAX_SESSION_DURATION)
 }
 
 fn check_range(d: Duration, min: Duration, max: Duration) -> Result<(), String> {
@@ -457,6 +540,46 @@ mod tests {
         "2",
         "`keychain`, `instance-profile`, `environment`"
     )]
+    #[case::extends_unknown(
+        "[sources.s]\n[profiles.a]\nsource = \"s\"\nextends = \"nope\"\n",
+        "4",
+        "profiles.a.extends: \"nope\" is not a profile"
+    )]
+    #[case::extends_itself(
+        "[sources.s]\n[profiles.a]\nsource = \"s\"\nextends = \"a\"\n",
+        "4",
+        "profiles.a.extends: a profile cannot extend itself"
+    )]
+    #[case::extends_cycle(
+        "[sources.s]\n[profiles.a]\nsource = \"s\"\nextends = \"b\"\n\
+         [profiles.b]\nsource = \"s\"\nextends = \"a\"\n",
+        "4",
+        "profiles.a.extends: profiles extend each other in a cycle (a → b → a)"
+    )]
+    #[case::extends_too_deep(
+        "[sources.s]\n\
+         [profiles.p0]\nsource = \"s\"\nextends = \"p1\"\n\
+         [profiles.p1]\nsource = \"s\"\nextends = \"p2\"\n\
+         [profiles.p2]\nsource = \"s\"\nextends = \"p3\"\n\
+         [profiles.p3]\nsource = \"s\"\nextends = \"p4\"\n\
+         [profiles.p4]\nsource = \"s\"\nextends = \"p5\"\n\
+         [profiles.p5]\nsource = \"s\"\nextends = \"p6\"\n\
+         [profiles.p6]\nsource = \"s\"\n",
+        "4",
+        "profiles.p0.extends: extends chain is longer than 5 profiles"
+    )]
+    #[case::inherited_duration_too_long_for_a_chain(
+        "[sources.s]\n\
+         [profiles.base]\nsource = \"s\"\nrole_arn = \"arn:aws:iam::222222222222:role/A\"\nduration = \"4h\"\n\
+         [profiles.deep]\nsource = \"base\"\nrole_arn = \"arn:aws:iam::222222222222:role/B\"\nextends = \"base\"\n",
+        "9",
+        "profiles.deep.extends: duration taken from profile \"base\": 4h is out of range"
+    )]
+    #[case::profile_refresh_before_too_short(
+        "[sources.s]\n[profiles.a]\nsource = \"s\"\nrefresh_before = \"10s\"\n",
+        "4",
+        "profiles.a.refresh_before: 10s is too short"
+    )]
     fn invalid_config_names_file_line_and_key(
         #[case] text: &str,
         #[case] line: &str,
@@ -501,5 +624,71 @@ mod tests {
     fn other_case_variants_of_default_are_ordinary_names() {
         let c = parse_config("[sources.s]\n[profiles.Default]\nsource = \"s\"\n").unwrap();
         assert!(c.profiles.contains_key("Default"));
+    }
+
+    /// Issue 17 (IMSA's `extends`): unset values come from the nearest profile extended that
+    /// sets them; role-only values only reach role profiles; own values win.
+    #[test]
+    fn extends_fills_unset_values_from_the_nearest_profile() {
+        let c = parse_config(
+            "[sources.s]\n\
+             [profiles.top]\nsource = \"s\"\nrole_arn = \"arn:aws:iam::222222222222:role/T\"\n\
+             session_name = \"alice\"\nexternal_id = \"ext-1\"\nduration = \"2h\"\nregion = \"eu-west-1\"\n\
+             [profiles.mid]\nsource = \"s\"\nrole_arn = \"arn:aws:iam::222222222222:role/M\"\n\
+             extends = \"top\"\nduration = \"3h\"\n\
+             [profiles.leaf]\nsource = \"s\"\nrole_arn = \"arn:aws:iam::222222222222:role/L\"\n\
+             extends = \"mid\"\nregion = \"us-west-2\"\n\
+             [profiles.plain]\nsource = \"s\"\nextends = \"top\"\n",
+        )
+        .unwrap();
+        let leaf = &c.profiles["leaf"];
+        assert_eq!(leaf.session_name.as_deref(), Some("alice"));
+        assert_eq!(leaf.external_id.as_deref(), Some("ext-1"));
+        assert_eq!(
+            leaf.duration,
+            Some(std::time::Duration::from_secs(3 * 3600))
+        );
+        assert_eq!(leaf.region.as_deref(), Some("us-west-2"));
+        assert_eq!(
+            leaf.inherited.get("duration").map(String::as_str),
+            Some("mid")
+        );
+        assert_eq!(
+            leaf.inherited.get("session_name").map(String::as_str),
+            Some("top")
+        );
+        assert!(!leaf.inherited.contains_key("region"));
+        // a session-token profile takes the region only
+        let plain = &c.profiles["plain"];
+        assert_eq!(plain.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(plain.duration, None);
+        assert_eq!(plain.session_name, None);
+        assert_eq!(c.region("plain"), Some("eu-west-1"));
+    }
+
+    /// Five links are allowed.
+    #[test]
+    fn extends_chains_of_five_links_load() {
+        let mut text = String::from("[sources.s]\n");
+        for i in 0..5 {
+            text.push_str(&format!(
+                "[profiles.p{i}]\nsource = \"s\"\nextends = \"p{}\"\n",
+                i + 1
+            ));
+        }
+        text.push_str("[profiles.p5]\nsource = \"s\"\nregion = \"eu-west-1\"\n");
+        let c = parse_config(&text).unwrap();
+        assert_eq!(c.profiles["p0"].region.as_deref(), Some("eu-west-1"));
+    }
+
+    #[test]
+    fn a_profile_refresh_before_overrides_the_global_one() {
+        let c = parse_config(
+            "[settings]\nrefresh_before = \"10m\"\n[sources.s]\n\
+             [profiles.a]\nsource = \"s\"\nrefresh_before = \"30m\"\n[profiles.b]\nsource = \"s\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.refresh_before("a"), std::time::Duration::from_secs(1800));
+        assert_eq!(c.refresh_before("b"), std::time::Duration::from_secs(600));
     }
 }

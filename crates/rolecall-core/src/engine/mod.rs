@@ -27,6 +27,7 @@ use crate::sts::{self, Sts};
 use crate::vault::{SecretStore, Vault};
 
 mod active;
+pub mod adhoc;
 mod blocking;
 pub(crate) use blocking::bounded;
 pub(crate) mod board;

@@ -5,6 +5,7 @@
 //! one profile's fresh credentials for `exec`, `export` and `credential_process`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures_util::stream::{self, StreamExt};
@@ -352,23 +353,28 @@ impl EngineHandle {
         targets: &Targets,
         opts: RefreshOptions,
     ) -> Result<Vec<(String, Outcome, bool)>, Error> {
-        let (outcomes, _) = self.pass(targets, opts, Delivery::File).await?;
+        let (outcomes, _) = self
+            .pass(self.config(), targets, opts, Delivery::File, None)
+            .await?;
         Ok(outcomes)
     }
 
-    /// One refresh pass; with [`Delivery::Caller`], the file is written when it can be, and
-    /// the fresh credentials of every profile of the pass are returned either way.
+    /// One refresh pass over `config` (the engine's, or an ad-hoc copy of it); with
+    /// [`Delivery::Caller`], the file is written when it can be, and the fresh credentials of
+    /// every profile of the pass are returned either way. `unsaved` (an ad-hoc profile) is
+    /// never written to the file nor announced.
     async fn pass(
         &self,
+        config: Arc<Config>,
         targets: &Targets,
         opts: RefreshOptions,
         delivery: Delivery,
+        unsaved: Option<&str>,
     ) -> Result<(Vec<(String, Outcome, bool)>, BTreeMap<String, Credentials>), Error> {
         let _serial = self.inner.refresh_lock.lock().await;
         // and across processes: what another pass renews meanwhile is then read, not renewed
         // again (fifty `credential_process` calls at once, a daemon's pass)
         let _renewing = self.renewal_lock().await;
-        let config = self.config();
         let wanted = self.resolve(&config, targets)?;
         if let Some(code) = &opts.mfa_code {
             check_mfa_code(code)?;
@@ -411,7 +417,7 @@ impl EngineHandle {
         let mut edits: Vec<(&str, Edit)> = Vec::new();
         let active = config.settings.active.as_deref();
         for (name, creds) in &run.fresh {
-            if !creds.written {
+            if !creds.written || Some(name.as_str()) == unsaved {
                 continue;
             }
             let region = config.region(name).map(str::to_string);
@@ -464,13 +470,16 @@ impl EngineHandle {
             let regions = run
                 .fresh
                 .iter()
-                .filter(|(_, c)| c.written)
+                .filter(|(n, c)| c.written && Some(n.as_str()) != unsaved)
                 .map(|(n, _)| (n.clone(), config.region(n).map(str::to_string)))
                 .collect();
             credfile::update_regions(&self.inner.paths, regions).await;
         }
         // every profile of the pass: one renewed only as a dependency was written too
         for (name, o) in &outcomes {
+            if Some(name.as_str()) == unsaved {
+                continue;
+            }
             match o {
                 Outcome::Refreshed { .. } if !written => {}
                 Outcome::Refreshed { expiration } => self.emit(Event::CredentialsRefreshed {
@@ -535,8 +544,33 @@ impl EngineHandle {
         profile: &str,
         opts: RefreshOptions,
     ) -> Result<(Credentials, Option<String>), Error> {
+        let region = self.config().region(profile).map(str::to_string);
+        let creds = self.fresh_of(self.config(), profile, opts, None).await?;
+        Ok((creds, region))
+    }
+
+    /// The fresh credentials of `profile` of an ad-hoc copy of the config, which are never
+    /// written to the credentials file (what it assumes from may be, as always).
+    pub(super) async fn credentials_of(
+        &self,
+        config: Arc<Config>,
+        profile: &str,
+        opts: RefreshOptions,
+    ) -> Result<Credentials, Error> {
+        self.fresh_of(config, profile, opts, Some(profile)).await
+    }
+
+    async fn fresh_of(
+        &self,
+        config: Arc<Config>,
+        profile: &str,
+        opts: RefreshOptions,
+        unsaved: Option<&str>,
+    ) -> Result<Credentials, Error> {
         let targets = Targets::Some(vec![profile.to_string()]);
-        let (outcomes, mut fresh) = self.pass(&targets, opts, Delivery::Caller).await?;
+        let (outcomes, mut fresh) = self
+            .pass(config, &targets, opts, Delivery::Caller, unsaved)
+            .await?;
         self.wake();
         for (name, outcome, _) in outcomes {
             if name == profile
@@ -545,13 +579,11 @@ impl EngineHandle {
                 return Err(e);
             }
         }
-        let region = self.config().region(profile).map(str::to_string);
-        match fresh.remove(profile) {
-            Some(creds) => Ok((creds, region)),
-            None => Err(Error::Internal(format!(
+        fresh.remove(profile).ok_or_else(|| {
+            Error::Internal(format!(
                 "profile {profile} was renewed but its credentials are missing"
-            ))),
-        }
+            ))
+        })
     }
 }
 

@@ -113,7 +113,7 @@ impl EngineHandle {
                     Some(l) => l.next_renewal,
                     None => expiration.map(|e| e - renew_before),
                 },
-                renews_before: (renew_before < config.settings.refresh_before)
+                renews_before: (renew_before < config.refresh_before(name))
                     .then_some(renew_before.as_secs()),
             });
         }

@@ -627,7 +627,7 @@ impl Book {
                     state: slot.map_or(State::Missing, |s| s.state(now, rb)),
                     message: live.as_ref().and_then(|l| l.message.clone()),
                     next_renewal: live.and_then(|l| l.next_renewal),
-                    renews_before: (rb < config.settings.refresh_before).then_some(rb.as_secs()),
+                    renews_before: (rb < config.refresh_before(name)).then_some(rb.as_secs()),
                 })
             })
             .collect();
@@ -989,5 +989,24 @@ pub(super) mod tests {
         assert!(next <= at(600) && next >= at(600) - secs(60), "{next:?}");
         assert_eq!(a.state(at(0), profile_renew_before(&c, "a")), State::Fresh);
         assert_eq!(book.due(&c, at(600), mono), ["a"]);
+    }
+
+    /// Issue 17: a profile's own `refresh_before` (gossamer's per-role `-t`) overrides the
+    /// global one in the scheduler's plan.
+    #[test]
+    fn issue_17_a_profile_refresh_before_moves_its_renewal() {
+        let c = testutil::config(
+            "[settings]\nrefresh_before = \"10m\"\n[sources.s]\n\
+             [profiles.a]\nsource = \"s\"\nrole_arn = \"arn:aws:iam::222222222222:role/A\"\n\
+             [profiles.b]\nsource = \"s\"\nrole_arn = \"arn:aws:iam::222222222222:role/B\"\n\
+             refresh_before = \"30m\"\n",
+        );
+        let mono = Instant::now();
+        let book = book_with(&c, &[("a", at(3600)), ("b", at(3600))], at(0));
+        let (a, b) = (book.slots["a"].next.unwrap(), book.slots["b"].next.unwrap());
+        assert!(a <= at(3000) && a >= at(3000) - secs(60), "{a:?}");
+        assert!(b <= at(1800) && b >= at(1800) - secs(60), "{b:?}");
+        assert_eq!(book.due(&c, at(1800), mono), ["b"]);
+        assert_eq!(book.due(&c, at(3000), mono), ["a", "b"]);
     }
 }
