@@ -226,6 +226,15 @@ pub enum Keys {
         /// the keychain).
         #[arg(long)]
         scrub: bool,
+        /// The MFA device's ARN or serial number. Without it (or --detect-mfa), the source's
+        /// own stays; a new source gets the one the AWS files give the section (its own
+        /// mfa_serial, else that of the profiles using it as source_profile).
+        #[arg(long, value_name = "ARN")]
+        mfa_serial: Option<String>,
+        /// Look the MFA device up with IAM ListMFADevices (signed with the key) and store it
+        /// as the source's mfa_serial; the user must have exactly one device.
+        #[arg(long, conflicts_with = "mfa_serial")]
+        detect_mfa: bool,
     },
     /// List sources and what the keychain holds for them.
     #[command(after_help = ex("rolecall keys list"))]

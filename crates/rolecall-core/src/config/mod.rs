@@ -28,7 +28,7 @@ pub use schema::{
     Config, DEFAULT_ROLE_DURATION, DEFAULT_SESSION_DURATION, ProfileConfig, Settings, SourceConfig,
     SourceKind, Upstream,
 };
-pub use validate::{check_mfa_serial, check_name, check_role_arn, format_duration};
+pub use validate::{check_mfa_serial, check_name, check_role_arn, format_duration, import_checks};
 
 /// What went wrong with the configuration.
 #[derive(Debug, thiserror::Error)]

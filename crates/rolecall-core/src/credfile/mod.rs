@@ -179,6 +179,20 @@ pub enum Edit<B: Block = Section> {
         /// The keys whose lines become comments.
         keys: Vec<String>,
     },
+    /// Take over the section of that name the user wrote, for `rolecall import` of a role
+    /// profile kept in the credentials file (awscli_bastion's layout, issue 17): the lines of
+    /// these keys become comments as with [`Edit::CommentOut`], and the line
+    /// `x_rolecall_managed = true` goes right below the header, so the section is rolecall's
+    /// from then on and the next refresh writes its credentials there. The commented-out lines
+    /// then follow rolecall's block, outside its span, so renewals keep them. Every other line
+    /// stays. A no-op when there is no such section or it is rolecall's already; a section
+    /// holding a long-lived key is [`Error::LongLivedKey`] (as adopting one is).
+    TakeOver {
+        /// The section name.
+        name: String,
+        /// The keys whose lines become comments.
+        keys: Vec<String>,
+    },
 }
 
 /// What starts a line [`Edit::CommentOut`] turned into a comment, before the line as it was.
@@ -188,7 +202,10 @@ impl<B: Block> Edit<B> {
     fn name(&self) -> &str {
         match self {
             Edit::Upsert { section, .. } => section.name(),
-            Edit::Remove { name } | Edit::Scrub { name } | Edit::CommentOut { name, .. } => name,
+            Edit::Remove { name }
+            | Edit::Scrub { name }
+            | Edit::CommentOut { name, .. }
+            | Edit::TakeOver { name, .. } => name,
         }
     }
 }
@@ -374,4 +391,43 @@ pub fn managed_credentials(text: &str, name: &str) -> Option<(Credentials, Optio
         expiration,
     };
     Some((credentials, f.region.map(str::to_owned)))
+}
+
+/// The values of `keys` (lower case) in each profile section of a file of that kind, in file
+/// order, with whether rolecall wrote the section: for `rolecall import`, which reads role
+/// settings from both shared files. Only the keys asked for are copied out, so a secret of
+/// the credentials file is never copied (ask for no secret key). Keys match
+/// case-insensitively, the last one of a section wins, empty values are left out.
+pub fn settings_of(kind: FileKind, text: &str, keys: &[&str]) -> Vec<ProfileSettings> {
+    let doc = Doc::parse(text, kind);
+    doc.profiles()
+        .map(|span| {
+            let mut values: Vec<(String, String)> = Vec::new();
+            for (key, value) in scan::options(text, span) {
+                let Some(wanted) = keys.iter().find(|k| k.eq_ignore_ascii_case(key)) else {
+                    continue;
+                };
+                values.retain(|(k, _)| k != wanted);
+                if !value.is_empty() {
+                    values.push(((*wanted).to_owned(), value.to_owned()));
+                }
+            }
+            ProfileSettings {
+                name: span.name.to_owned(),
+                managed: span.managed || span.changed,
+                values,
+            }
+        })
+        .collect()
+}
+
+/// Some settings of one profile section (see [`settings_of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileSettings {
+    /// The profile name.
+    pub name: String,
+    /// It carries rolecall's marker.
+    pub managed: bool,
+    /// The keys asked for that it has, with their values.
+    pub values: Vec<(String, String)>,
 }

@@ -38,7 +38,7 @@ mod status;
 
 pub use crate::status::{ProfileStatus, State};
 pub use active::Cleared;
-pub use setup::{ImportOutcome, KeyImport, LineChange};
+pub use setup::{ImportOutcome, KeyImport, LineChange, MfaChoice, MfaFrom};
 pub(crate) use status::orphans;
 
 /// Name of the section that mirrors the active profile.
