@@ -30,6 +30,12 @@ pub struct Cli {
     /// Do the work in this process even when a rolecall agent (daemon, tray app) is running.
     #[arg(long, global = true)]
     pub no_agent: bool,
+    /// Write the log to this file instead of stderr (appended; created with mode 0600; info
+    /// level unless -v or ROLECALL_LOG say more), for cron and init systems that do not keep
+    /// stderr. The command's result and errors still go to stdout/stderr, and errors also to
+    /// the file.
+    #[arg(long, global = true, value_name = "FILE", env = "ROLECALL_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -73,8 +79,8 @@ pub enum LogFormat {
 /// once, in `rolecall --help`: see [`command`]).
 fn ex(example: &str) -> String {
     format!(
-        "Example:\n  {example}\n\nGlobal options (--config, -v, --log-format, --no-agent): \
-         `rolecall --help`."
+        "Example:\n  {example}\n\nGlobal options (--config, -v, --log-format, --log-file, \
+         --no-agent): `rolecall --help`."
     )
 }
 
