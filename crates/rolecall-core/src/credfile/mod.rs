@@ -23,6 +23,9 @@
 //! ```ini
 //! [dev-admin]
 //! x_rolecall_managed = true
+//! x_rolecall_role = arn:aws:iam::222222222222:role/Admin
+//! x_rolecall_source = bastion
+//! x_rolecall_generated = 2026-11-22T02:06:26Z
 //! x_rolecall_expiration = 2026-11-22T03:06:26Z
 //! aws_access_key_id = ASIA...
 //! aws_secret_access_key = ...
@@ -37,8 +40,10 @@
 //! rolecall wrote; a marked section that someone changed since is the user's, and is never
 //! overwritten or removed ([`Error::Changed`]). A marked section without one, written by an
 //! older rolecall, is rolecall's.
-//! `x_rolecall_expiration` (RFC 3339, seconds, UTC), `aws_session_token` and `region` are left
-//! out when there is nothing to say. New text uses the file's line ending (CRLF if its first line
+//! `x_rolecall_role`, `x_rolecall_source` and `x_rolecall_generated` say where the credentials
+//! came from (the role, the source or profile, when written), for a person reading the file;
+//! nothing reads them back. `x_rolecall_expiration` (RFC 3339, seconds, UTC), `aws_session_token`,
+//! `region` and the provenance keys are left out when there is nothing to say. New text uses the file's line ending (CRLF if its first line
 //! ends in CRLF, else LF).
 //!
 //! # Spans, placement and round trips
@@ -88,6 +93,13 @@ pub use splice::{CREDENTIAL_PROCESS_KEY, ProfileSection, splice, splice_as, spli
 pub const MANAGED_KEY: &str = "x_rolecall_managed";
 /// The key that holds when a managed section's credentials expire (RFC 3339, seconds, UTC).
 pub const EXPIRATION_KEY: &str = "x_rolecall_expiration";
+/// Provenance (issue 17): the role a managed section's credentials are of (absent for a
+/// session-token profile). The SDKs ignore unknown keys, as they do [`MANAGED_KEY`].
+pub const ROLE_KEY: &str = "x_rolecall_role";
+/// Provenance: the source (or, chained, the profile) the credentials were made from.
+pub const SOURCE_KEY: &str = "x_rolecall_source";
+/// Provenance: when rolecall wrote the section (RFC 3339, seconds, UTC).
+pub const GENERATED_KEY: &str = "x_rolecall_generated";
 /// The key that holds a fingerprint of what rolecall wrote into a managed section (see
 /// `scan::fingerprint`): a section whose key lines no longer match it was changed by someone
 /// else and is the user's now.
@@ -115,6 +127,20 @@ pub struct Section {
     pub credentials: Credentials,
     /// Written as `region = …` when set.
     pub region: Option<String>,
+    /// Where the credentials came from, written as [`ROLE_KEY`], [`SOURCE_KEY`] and
+    /// [`GENERATED_KEY`] below the marker, so a reader of the file knows (issue 17).
+    pub provenance: Option<Provenance>,
+}
+
+/// Where a managed section's credentials came from (see [`Section::provenance`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    /// The role assumed; `None` for a session-token profile.
+    pub role: Option<String>,
+    /// The source, or for a chained profile the profile, it was made from.
+    pub source: String,
+    /// When the section was written.
+    pub generated: SystemTime,
 }
 
 /// Which of the two shared AWS files a text is: it decides how a profile's section header is

@@ -8,8 +8,8 @@ use std::path::Path;
 use super::scan::{Doc, Kind, Span, classify, fields, fingerprint, indent_of, lines_from};
 use super::{
     ACCESS_KEY_ID, BOM, Block, COMMENTED_OUT_PREFIX, CONFIGPARSER_DEFAULT_SECTION, EXPIRATION_KEY,
-    Edit, Error, FINGERPRINT_KEY, FileKind, MANAGED_KEY, REGION, SECRET_ACCESS_KEY, SESSION_TOKEN,
-    Section, is_rfc3339_range,
+    Edit, Error, FINGERPRINT_KEY, FileKind, GENERATED_KEY, MANAGED_KEY, REGION, ROLE_KEY,
+    SECRET_ACCESS_KEY, SESSION_TOKEN, SOURCE_KEY, Section, is_rfc3339_range,
 };
 use zeroize::Zeroizing;
 
@@ -72,6 +72,17 @@ impl Sealed for Section {
         if c.expiration.is_some_and(|exp| !is_rfc3339_range(exp)) {
             return Err(invalid(EXPIRATION_KEY));
         }
+        if let Some(p) = &self.provenance {
+            if p.role.as_deref().is_some_and(|r| !is_writable_value(r)) {
+                return Err(invalid(ROLE_KEY));
+            }
+            if !is_writable_value(&p.source) {
+                return Err(invalid(SOURCE_KEY));
+            }
+            if !is_rfc3339_range(p.generated) {
+                return Err(invalid(GENERATED_KEY));
+            }
+        }
         Ok(())
     }
 
@@ -83,12 +94,27 @@ impl Sealed for Section {
                 .as_ref()
                 .map_or(0, |t| t.expose_secret().len())
             + self.region.as_ref().map_or(0, String::len)
+            + self.provenance.as_ref().map_or(0, |p| {
+                // three keys, ` = `, a time and line endings: well under 128 bytes
+                p.role.as_ref().map_or(0, String::len) + p.source.len() + 128
+            })
     }
 
     fn write_body(&self, out: &mut String, eol: &str) {
         let c = &self.credentials;
-        // Writing into a String cannot fail, and `validate_values` checked the expiration is
-        // in the range humantime formats.
+        // Writing into a String cannot fail, and `validate_values` checked the expiration and
+        // the generation time are in the range humantime formats.
+        if let Some(p) = &self.provenance {
+            if let Some(role) = &p.role {
+                let _ = write!(out, "{eol}{ROLE_KEY} = {role}");
+            }
+            let _ = write!(out, "{eol}{SOURCE_KEY} = {}", p.source);
+            let _ = write!(
+                out,
+                "{eol}{GENERATED_KEY} = {}",
+                humantime::format_rfc3339_seconds(p.generated)
+            );
+        }
         if let Some(exp) = c.expiration {
             let _ = write!(
                 out,
