@@ -484,12 +484,14 @@ fn splice_batch<B: Block>(
             _ => Error::NotOwned {
                 name: name.to_owned(),
                 path: path.to_owned(),
-                role_profile: plan.original.is_some_and(|i| {
-                    super::scan::options(text, &doc.sections[i]).any(|(key, _)| {
-                        key.eq_ignore_ascii_case("role_arn")
-                            || key.eq_ignore_ascii_case("source_profile")
-                    })
-                }),
+                // (the credentials file's: import takes those sections over)
+                role_profile: B::KIND == FileKind::Credentials
+                    && plan.original.is_some_and(|i| {
+                        super::scan::options(text, &doc.sections[i]).any(|(key, _)| {
+                            key.eq_ignore_ascii_case("role_arn")
+                                || key.eq_ignore_ascii_case("source_profile")
+                        })
+                    }),
             },
         };
         // The original section still stands (possibly already rewritten by this batch).

@@ -1255,3 +1255,40 @@ fn issue_17_take_over_marks_a_role_section_and_upserts_keep_its_comments() {
     .unwrap_err();
     assert!(matches!(err, Error::LongLivedKey { .. }), "{err:?}");
 }
+
+/// Issue 17: a user's role profile in the credentials file where a Rolecall profile is to be
+/// written: the message says to run `rolecall import` (which takes it over), never a flag
+/// `refresh` does not have; another section of the user's keeps the old advice.
+#[test]
+fn issue_17_not_owned_points_a_role_section_at_import() {
+    let msg = |text: &str| {
+        splice(text, &[upsert("dev", "A")], path())
+            .unwrap_err()
+            .to_string()
+    };
+    let role = msg("[dev]\nrole_arn = arn:aws:iam::1:role/A\nsource_profile = b\n");
+    assert!(role.contains("run \"rolecall import\""), "{role}");
+    assert!(!role.contains("--adopt"), "{role}");
+    let plain = msg("[dev]\nregion = x\n");
+    assert!(
+        plain.contains("delete it and run \"rolecall refresh dev\""),
+        "{plain}"
+    );
+    assert!(!plain.contains("rolecall import"), "{plain}");
+    // the config file's sections are not taken over by import: no such advice there
+    let config = super::splice_config(
+        "[profile dev]\nrole_arn = arn:aws:iam::1:role/A\n",
+        &[Edit::Upsert {
+            section: ProfileSection {
+                name: "dev".into(),
+                region: Some("eu-west-1".into()),
+                credential_process: None,
+            },
+            adopt: false,
+        }],
+        path(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(!config.contains("rolecall import"), "{config}");
+}
