@@ -587,3 +587,74 @@ fn issue_14_no_lock_file_is_left_beside_the_credentials_file() {
         aws_dir.display()
     );
 }
+
+/// Provenance in each managed section (issue 17): the role, the source (or parent profile) and
+/// when it was written, as keys the SDKs ignore; the AWS CLI, boto3 and aws-config still read
+/// every profile.
+#[test]
+fn issue_17_managed_sections_say_where_they_came_from_and_every_client_reads_them() {
+    let world = crate::support::World::start();
+    world.setup(crate::support::CONFIG);
+    let before = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
+    world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let after = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
+    let text = world.credentials();
+    let value = |section: &str, key: &str| crate::support::credfile::value(&text, section, key);
+    assert_eq!(
+        value("dev-admin", "x_rolecall_role").as_deref(),
+        Some("arn:aws:iam::222222222222:role/Admin")
+    );
+    assert_eq!(
+        value("dev-admin", "x_rolecall_source").as_deref(),
+        Some("bastion")
+    );
+    assert_eq!(
+        value("audit", "x_rolecall_role").as_deref(),
+        Some("arn:aws:iam::333333333333:role/Audit")
+    );
+    assert_eq!(
+        value("audit", "x_rolecall_source").as_deref(),
+        Some("dev-admin")
+    );
+    // a session-token profile assumes no role
+    assert_eq!(value("session", "x_rolecall_role"), None);
+    assert_eq!(
+        value("session", "x_rolecall_source").as_deref(),
+        Some("bastion")
+    );
+    for section in ["dev-admin", "audit", "session"] {
+        let generated = value(section, "x_rolecall_generated").unwrap_or_default();
+        let at = humantime::parse_rfc3339(&generated)
+            .unwrap_or_else(|e| panic!("{section}: {generated:?}: {e}"));
+        assert!(before <= at && at <= after, "{section}: {generated}");
+    }
+
+    for profile in ["dev-admin", "audit", "session"] {
+        // the AWS CLI
+        let out = world.rolecall.caller_identity(profile).run().success();
+        let arn = out.json()["Arn"].as_str().unwrap_or_default().to_string();
+        // boto3
+        let out = world
+            .rolecall
+            .python(&format!(
+                "import boto3; print(boto3.Session(profile_name={profile:?}).get_credentials().access_key)"
+            ))
+            .run()
+            .success();
+        assert_eq!(
+            out.stdout.trim(),
+            crate::support::credfile::expect_key_id(&text, profile)
+        );
+        // Rust aws-config's profile provider
+        let probe = crate::support::rolecall_bin().with_file_name("rolecall-sdk-probe");
+        let out = crate::support::TestCommand::new(probe, world.rolecall.environment().clone())
+            .args(["profile", "1"])
+            .env("AWS_PROFILE", profile)
+            .run();
+        assert_eq!(out.code, Some(0), "{}", out.streams());
+        assert_contains!(out.stdout, &arn);
+    }
+}

@@ -637,3 +637,58 @@ fn issue_14_edits_in_a_recreated_config_directory_are_picked_up() {
         "watcher noise in the daemon's log:\n{log}"
     );
 }
+
+/// `--log-file` (issue 17, for cron and init systems that keep no stderr): the log goes to the
+/// file, appended, mode 0600, through the same filters as stderr (no secret, even at trace),
+/// and a command's error is in it too.
+#[cfg(unix)]
+#[test]
+fn issue_17_log_file_is_appended_private_and_secret_free() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::start();
+    world.setup(crate::support::CONFIG);
+    let log = world.sandbox.path("state/logs/rolecall.log");
+    let log_arg = log.display().to_string();
+    let out = world
+        .rc(&["--log-file", &log_arg, "daemon", "--once", "-vvv"])
+        .env("ROLECALL_LOG", "trace")
+        .run();
+    // no MFA code without a terminal: the daemon says so and renews what it can
+    let first = world.sandbox.read(&log);
+    assert!(!first.is_empty(), "{}", out.streams());
+    assert_eq!(world.sandbox.mode(&log) & 0o777, 0o600);
+    assert_eq!(world.sandbox.mode(log.parent().unwrap()) & 0o777, 0o700);
+    assert!(!out.stderr.contains(" INFO "), "{}", out.stderr);
+
+    world
+        .rc(&["--log-file", &log_arg, "refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    world.proxy.push_for("AssumeRole", Fault::AccessDenied);
+    let out = world
+        .rc(&["--log-file", &log_arg, "refresh", "dev-admin", "--force"])
+        .run()
+        .failure();
+    let text = world.sandbox.read(&log);
+    assert!(text.starts_with(&first), "not appended:\n{text}");
+    assert_contains!(
+        text,
+        "renewal failed profile=\"dev-admin\" error=profile dev-admin: access denied"
+    );
+    assert_contains!(out.stderr, "access denied");
+    let credentials = world.credentials();
+    for section in ["dev-admin", "audit", "session"] {
+        for key in ["aws_secret_access_key", "aws_session_token"] {
+            let secret = crate::support::credfile::expect_value(&credentials, section, key);
+            assert!(!text.contains(&secret), "{section} {key} in the log");
+        }
+    }
+    assert!(!text.contains(TEST_SECRET_ACCESS_KEY));
+    // a file someone opened up is made private again
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+    world
+        .rc(&["--log-file", &log_arg, "status"])
+        .run()
+        .success();
+    assert_eq!(world.sandbox.mode(&log) & 0o777, 0o600);
+}

@@ -195,3 +195,284 @@ fn issue_14_import_says_what_it_skipped_and_changed() {
         "[profile corp]\nsso_session = corp\n"
     );
 }
+
+/// awscli_bastion's layout (its README): the long-lived key, the MFA session profile and the
+/// role profiles all in `~/.aws/credentials`; aws-runas's duration attributes in
+/// `~/.aws/config`.
+const BASTION_CREDENTIALS_USER: &str = "\
+# stores short-lived sts.get_session_token() credentials for the bastion account
+[bastion-sts]
+mfa_serial = arn:aws:iam::123456789012:mfa/alice
+credential_process = bastion get-session-token
+source_profile = bastion
+
+# assume role profiles
+[dev-admin]
+role_arn = arn:aws:iam::234567890123:role/admin
+source_profile = bastion-sts
+
+[personal]
+region = x
+";
+
+/// `BASTION_CREDENTIALS_USER` once imported: dev-admin's section is Rolecall's, its role
+/// keys comments below the marker; not a byte elsewhere changed.
+const BASTION_CREDENTIALS_IMPORTED: &str = "\
+# stores short-lived sts.get_session_token() credentials for the bastion account
+[bastion-sts]
+mfa_serial = arn:aws:iam::123456789012:mfa/alice
+credential_process = bastion get-session-token
+source_profile = bastion
+
+# assume role profiles
+[dev-admin]
+x_rolecall_managed = true
+# moved to rolecall: role_arn = arn:aws:iam::234567890123:role/admin
+# moved to rolecall: source_profile = bastion-sts
+
+[personal]
+region = x
+";
+
+const BASTION_AWS_CONFIG: &str = "\
+[default]
+region = us-west-2
+output = json
+
+[profile bastion-sts]
+session_token_duration = 8h
+
+[profile dev-admin]
+credentials_duration = 2h
+";
+
+#[test]
+fn issue_17_import_takes_role_profiles_from_the_credentials_file_with_the_aws_cli() {
+    let world = World::start();
+    let key = format!(
+        "[bastion]\naws_access_key_id = {TEST_ACCESS_KEY_ID}\naws_secret_access_key = {TEST_SECRET_ACCESS_KEY}\n\n"
+    );
+    let credentials = world.sandbox.credentials_path();
+    world
+        .sandbox
+        .write(&credentials, &format!("{key}{BASTION_CREDENTIALS_USER}"));
+    world
+        .sandbox
+        .write(world.sandbox.aws_config_path(), BASTION_AWS_CONFIG);
+
+    let out = world.rc(&["import", "--dry-run"]).run().success();
+    assert_contains!(out.stdout, "would add profile dev-admin");
+    assert_contains!(
+        out.stdout,
+        "+x_rolecall_managed = true\n-role_arn = arn:aws:iam::234567890123:role/admin\n\
+         +# moved to rolecall: role_arn = arn:aws:iam::234567890123:role/admin\n"
+    );
+    eqnice!(
+        format!("{key}{BASTION_CREDENTIALS_USER}"),
+        world.sandbox.read(&credentials)
+    );
+
+    let out = world.rc(&["import"]).run().success();
+    assert_contains!(
+        out.stdout,
+        "added source bastion (MFA arn:aws:iam::123456789012:mfa/alice)"
+    );
+    assert_contains!(
+        out.stdout,
+        "added profile dev-admin (arn:aws:iam::234567890123:role/admin from bastion)"
+    );
+    assert_contains!(
+        out.stdout,
+        "changed dev-admin: its source_profile bastion-sts is a session made from the key of [bastion]"
+    );
+    assert_contains!(
+        out.stdout,
+        "skipped bastion-sts: gets its credentials from credential_process"
+    );
+    assert_contains!(out.stdout, "next: rolecall keys import bastion --scrub");
+    eqnice!(
+        format!("{key}{BASTION_CREDENTIALS_IMPORTED}"),
+        world.sandbox.read(&credentials)
+    );
+    let config = world.sandbox.read(world.sandbox.config_path());
+    assert_contains!(config, "session_duration = \"8h\"");
+    assert_contains!(config, "duration = \"2h\"");
+    // aws-runas's attributes moved too; the SDKs ignore them either way
+    assert_contains!(
+        world.sandbox.read(world.sandbox.aws_config_path()),
+        "[profile dev-admin]\n# moved to rolecall: credentials_duration = 2h\n"
+    );
+
+    world
+        .rc(&["keys", "import", "bastion", "--scrub"])
+        .run()
+        .success();
+    world
+        .rc(&["refresh", "--mfa-code", "123456"])
+        .run()
+        .success();
+    // the 8h MFA session and the 2h role credentials were asked for
+    let sts = world.proxy.requests();
+    let asked = |action: &str| {
+        sts.iter()
+            .find(|r| r.param("Action") == Some(action))
+            .and_then(|r| r.param("DurationSeconds").map(str::to_string))
+    };
+    assert_eq!(asked("GetSessionToken").as_deref(), Some("28800"));
+    assert_eq!(asked("AssumeRole").as_deref(), Some("7200"));
+
+    let out = world.rolecall.caller_identity("dev-admin").run().success();
+    let arn = out.json()["Arn"].as_str().unwrap_or_default().to_string();
+    assert_contains!(arn, "assumed-role/admin/");
+    // the user's other sections and the commented role keys are still there
+    let after = world.credentials();
+    assert_contains!(
+        after,
+        "# moved to rolecall: role_arn = arn:aws:iam::234567890123:role/admin\n\
+         # moved to rolecall: source_profile = bastion-sts\n\n[personal]\nregion = x\n"
+    );
+    assert_contains!(after, "[bastion-sts]\nmfa_serial =");
+    assert!(!after.contains(TEST_SECRET_ACCESS_KEY), "{after}");
+}
+
+/// A Rolecall profile whose name the user's credentials file already uses for a role profile:
+/// refresh and doctor both say so and point at `rolecall import`, which takes the section
+/// over; no message suggests a flag the command does not have.
+#[test]
+fn issue_17_a_same_named_role_section_is_reported_and_import_takes_it_over() {
+    let world = World::start();
+    world.setup(crate::support::CONFIG);
+    let credentials = world.sandbox.credentials_path();
+    let user =
+        "[dev-admin]\nrole_arn = arn:aws:iam::222222222222:role/Admin\nsource_profile = bastion\n";
+    world.sandbox.write(&credentials, user);
+
+    let out = world
+        .rc(&["refresh", "dev-admin", "--mfa-code", "123456"])
+        .run()
+        .failure();
+    assert_contains!(out.stderr, "section [dev-admin]");
+    assert_contains!(out.stderr, "rolecall import");
+    assert!(!out.stderr.contains("--adopt"), "{}", out.stderr);
+
+    let out = world.rc(&["doctor"]).run();
+    assert_contains!(out.stdout, "[dev-admin]");
+    assert_contains!(out.stdout, "rolecall import");
+    assert!(!out.stdout.contains("--adopt"), "{}", out.stdout);
+
+    let out = world.rc(&["import"]).run().success();
+    assert_contains!(out.stdout, "skipped dev-admin: already a Rolecall profile");
+    assert_contains!(out.stdout, "+x_rolecall_managed = true");
+    world
+        .rc(&["refresh", "dev-admin", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let out = world.rolecall.caller_identity("dev-admin").run().success();
+    let arn = out.json()["Arn"].as_str().unwrap_or_default().to_string();
+    assert_contains!(arn, "assumed-role/Admin/");
+    let out = world.rc(&["doctor"]).run();
+    assert!(!out.stdout.contains("[dev-admin] in"), "{}", out.stdout);
+}
+
+/// `keys import` stores the MFA device with the key: the one the AWS files give the section
+/// (awscli_bastion's `[bastion-sts]`), `--mfa-serial`, or `--detect-mfa` from moto's IAM.
+#[test]
+fn issue_17_keys_import_takes_the_mfa_device_from_the_files_a_flag_or_iam() {
+    let world = World::start();
+    // an IAM user with one MFA device, for --detect-mfa
+    let code = format!(
+        "import boto3, json\n\
+         iam = boto3.client('iam', endpoint_url={moto:?}, region_name='us-east-1')\n\
+         iam.create_user(UserName='dana')\n\
+         k = iam.create_access_key(UserName='dana')['AccessKey']\n\
+         d = iam.create_virtual_mfa_device(VirtualMFADeviceName='dana')['VirtualMFADevice']\n\
+         iam.enable_mfa_device(UserName='dana', SerialNumber=d['SerialNumber'], \
+         AuthenticationCode1='123456', AuthenticationCode2='654321')\n\
+         print(json.dumps([k['AccessKeyId'], k['SecretAccessKey']]))\n",
+        moto = world.moto.url(),
+    );
+    let out = world
+        .rolecall
+        .python(&code)
+        .env("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET_ACCESS_KEY)
+        .run()
+        .success();
+    let dana = out.json();
+    let (dana_id, dana_secret) = (
+        dana[0].as_str().unwrap_or_default().to_string(),
+        dana[1].as_str().unwrap_or_default().to_string(),
+    );
+    let section = |name: &str, id: &str, secret: &str| {
+        format!("[{name}]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n\n")
+    };
+    world.sandbox.write(
+        world.sandbox.credentials_path(),
+        &format!(
+            "{}{}{}{BASTION_CREDENTIALS_USER}",
+            section("bastion", TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY),
+            section("flagged", TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY),
+            section("dana", &dana_id, &dana_secret),
+        ),
+    );
+
+    let out = world
+        .rc(&["keys", "import", "bastion", "--scrub"])
+        .run()
+        .success();
+    assert_contains!(
+        out.stdout,
+        "MFA device arn:aws:iam::123456789012:mfa/alice (the mfa_serial of [bastion-sts])"
+    );
+    let out = world
+        .rc(&[
+            "keys",
+            "import",
+            "flagged",
+            "--mfa-serial",
+            "arn:aws:iam::123456789012:mfa/flag",
+        ])
+        .run()
+        .success();
+    assert_contains!(out.stdout, "stored the key of [flagged] as source flagged");
+    let out = world
+        .rc(&["keys", "import", "dana", "--detect-mfa"])
+        .env("AWS_ENDPOINT_URL_IAM", world.proxy.url())
+        .run()
+        .success();
+    assert_contains!(
+        out.stdout,
+        "found MFA device arn:aws:iam::123456789012:mfa/dana"
+    );
+    let config = world.sandbox.read(world.sandbox.config_path());
+    for (source, device) in [("bastion", "alice"), ("flagged", "flag"), ("dana", "dana")] {
+        assert_contains!(
+            config,
+            &format!("[sources.{source}]\nmfa_serial = \"arn:aws:iam::123456789012:mfa/{device}\"")
+        );
+    }
+    // the device from [bastion-sts] works: the session asks for it, the AWS CLI gets a role
+    world.sandbox.write(
+        world.sandbox.config_path(),
+        &format!(
+            "{config}\n[profiles.dev-admin]\nsource = \"bastion\"\n\
+             role_arn = \"arn:aws:iam::234567890123:role/admin\"\n"
+        ),
+    );
+    world.sandbox.write(world.sandbox.credentials_path(), "");
+    world
+        .rc(&["refresh", "dev-admin", "--mfa-code", "123456"])
+        .run()
+        .success();
+    let session = world
+        .proxy
+        .first("GetSessionToken")
+        .expect("a GetSessionToken request");
+    assert_eq!(
+        session.param("SerialNumber"),
+        Some("arn:aws:iam::123456789012:mfa/alice")
+    );
+    let out = world.rolecall.caller_identity("dev-admin").run().success();
+    let arn = out.json()["Arn"].as_str().unwrap_or_default().to_string();
+    assert_contains!(arn, "assumed-role/admin/");
+}

@@ -1,7 +1,8 @@
 //! `rolecall-sdk-probe ecs|imds KEYS`: a small long-running Rust program using `aws-config`, as
 //! a user's would, for the endpoint tests. It builds one credentials provider (the container
 //! provider from `AWS_CONTAINER_CREDENTIALS_FULL_URI`/`AWS_CONTAINER_AUTHORIZATION_TOKEN`, or
-//! the IMDS provider from `AWS_EC2_METADATA_SERVICE_ENDPOINT`) and one STS client over it, then
+//! the IMDS provider from `AWS_EC2_METADATA_SERVICE_ENDPOINT`, or with `profile` the shared
+//! files' profile `AWS_PROFILE`) and one STS client over it, then
 //! loops: asks the provider, calls GetCallerIdentity, prints `KEY ARN`, until it has seen KEYS
 //! different access keys (exit 0). Any error ends it with exit 1 after printing it; 120 s
 //! without enough keys, exit 2.
@@ -20,7 +21,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let (Some(kind), Some(Ok(want))) = (args.get(1), args.get(2).map(|n| n.parse::<usize>()))
     else {
-        eprintln!("usage: rolecall-sdk-probe ecs|imds KEYS");
+        eprintln!("usage: rolecall-sdk-probe ecs|imds|profile KEYS");
         return ExitCode::from(2);
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -43,6 +44,11 @@ async fn run(kind: &str, want: usize) -> ExitCode {
         ),
         "imds" => SharedCredentialsProvider::new(
             aws_config::imds::credentials::ImdsCredentialsProvider::builder().build(),
+        ),
+        // the shared files' profile named by AWS_PROFILE (issue 17: managed sections with
+        // provenance keys still read)
+        "profile" => SharedCredentialsProvider::new(
+            aws_config::profile::ProfileFileCredentialsProvider::builder().build(),
         ),
         other => {
             eprintln!("unknown provider {other}");

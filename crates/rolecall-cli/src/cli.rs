@@ -30,6 +30,12 @@ pub struct Cli {
     /// Do the work in this process even when a rolecall agent (daemon, tray app) is running.
     #[arg(long, global = true)]
     pub no_agent: bool,
+    /// Write the log to this file instead of stderr (appended; created with mode 0600; info
+    /// level unless -v or ROLECALL_LOG say more), for cron and init systems that do not keep
+    /// stderr. The command's result and errors still go to stdout/stderr, and errors also to
+    /// the file.
+    #[arg(long, global = true, value_name = "FILE", env = "ROLECALL_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -73,8 +79,8 @@ pub enum LogFormat {
 /// once, in `rolecall --help`: see [`command`]).
 fn ex(example: &str) -> String {
     format!(
-        "Example:\n  {example}\n\nGlobal options (--config, -v, --log-format, --no-agent): \
-         `rolecall --help`."
+        "Example:\n  {example}\n\nGlobal options (--config, -v, --log-format, --log-file, \
+         --no-agent): `rolecall --help`."
     )
 }
 
@@ -236,6 +242,15 @@ pub enum Keys {
         /// the keychain).
         #[arg(long)]
         scrub: bool,
+        /// The MFA device's ARN or serial number. Without it (or --detect-mfa), the source's
+        /// own stays; a new source gets the one the AWS files give the section (its own
+        /// mfa_serial, else that of the profiles using it as source_profile).
+        #[arg(long, value_name = "ARN")]
+        mfa_serial: Option<String>,
+        /// Look the MFA device up with IAM ListMFADevices (signed with the key) and store it
+        /// as the source's mfa_serial; the user must have exactly one device.
+        #[arg(long, conflicts_with = "mfa_serial")]
+        detect_mfa: bool,
     },
     /// List the MFA devices of the IAM user owning a source's key (IAM ListMFADevices).
     #[command(after_help = ex("rolecall keys mfa-devices work"))]

@@ -40,7 +40,17 @@ fn main() -> ExitCode {
     };
     // a daemon's log is its only voice: info by default; commands print their own results
     let daemon = matches!(cli.command, Command::Daemon(_) | Command::Serve(_));
-    init_logging(cli.verbose + u8::from(daemon), cli.log_format);
+    // a log file was asked for: it says what happened, so info by default too
+    let verbose = cli.verbose + u8::from(daemon || cli.log_file.is_some());
+    let log_file = match cli.log_file.as_deref().map(open_log_file).transpose() {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("rolecall: {e:#}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let logs_to_file = log_file.is_some();
+    init_logging(verbose, cli.log_format, log_file);
     // private files, no core dumps, no ptrace by the user's other processes: before any thread
     // exists and before anything secret is read (see hardening.rs)
     #[cfg(unix)]
@@ -73,6 +83,9 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("rolecall: {err:#}");
+            if logs_to_file {
+                tracing::error!("{err:#}");
+            }
             let code = match err.downcast_ref::<rolecall_core::Error>() {
                 Some(e) if e.is_usage() => exit::USAGE,
                 _ if err
@@ -119,7 +132,46 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-fn init_logging(verbose: u8, format: cli::LogFormat) {
+/// Opens the `--log-file` for appending: created with mode 0600 (a directory made for it
+/// 0700), an existing one made private too (the log holds no secret, but profile names, role
+/// ARNs and times are the user's business).
+fn open_log_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use anyhow::Context;
+    let what = || {
+        format!(
+            "cannot open the log file {} (--log-file); check the path and its directory's \
+             permissions",
+            path.display()
+        )
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.append(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        options.mode(0o600);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(what)?;
+        }
+    }
+    let file = options.open(path).with_context(what)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata().with_context(what)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))
+                .with_context(what)?;
+        }
+    }
+    Ok(file)
+}
+
+fn init_logging(verbose: u8, format: cli::LogFormat, file: Option<std::fs::File>) {
     use std::io::IsTerminal;
     use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
     use tracing_subscriber::prelude::*;
@@ -139,12 +191,23 @@ fn init_logging(verbose: u8, format: cli::LogFormat) {
         |t, (target, level)| t.with_target(*target, *level),
     );
     let ansi = std::io::stderr().is_terminal();
-    let layer = match format {
-        cli::LogFormat::Json => tracing_subscriber::fmt::layer()
+    // a log file gets the same filters: only where the lines go differs (and they carry the
+    // time: a file is read later, while stderr's keeper usually stamps its lines)
+    let layer = match (format, file) {
+        (cli::LogFormat::Json, Some(file)) => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::sync::Mutex::new(file))
+            .boxed(),
+        (cli::LogFormat::Text, Some(file)) => tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .boxed(),
+        (cli::LogFormat::Json, None) => tracing_subscriber::fmt::layer()
             .json()
             .with_writer(std::io::stderr)
             .boxed(),
-        cli::LogFormat::Text => tracing_subscriber::fmt::layer()
+        (cli::LogFormat::Text, None) => tracing_subscriber::fmt::layer()
             .without_time()
             .with_target(false)
             .with_ansi(ansi)

@@ -81,6 +81,11 @@ fn upsert(name: &str, credentials: Credentials) -> Edit {
             name: name.to_owned(),
             credentials,
             region: Some("eu-west-1".into()),
+            provenance: Some(rolecall_core::credfile::Provenance {
+                role: Some(format!("arn:aws:iam::222222222222:role/{name}")),
+                source: "bastion".to_owned(),
+                generated: std::time::SystemTime::now(),
+            }),
         },
         adopt: false,
     }

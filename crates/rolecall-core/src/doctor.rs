@@ -220,6 +220,38 @@ pub(crate) async fn run(engine: &EngineHandle) -> Vec<Check> {
         ));
     }
 
+    // a profile whose section the user wrote cannot be renewed (issue 17: doctor said all
+    // was well while every refresh of it failed)
+    let inventory = crate::credfile::inspect(&text);
+    let roles = crate::awsconfig::parse_credentials(&text);
+    for name in engine.config().profiles.keys() {
+        let Some(section) = inventory.get(name) else {
+            continue;
+        };
+        if section.managed || section.changed {
+            continue; // `changed` gets its own message from the refresh
+        }
+        let fix = if roles
+            .get(name)
+            .is_some_and(|p| p.role_arn.is_some() || p.source_profile.is_some())
+        {
+            "it is a role profile (role_arn/source_profile): run `rolecall import`, which moves \
+             its role into Rolecall and takes the section over"
+                .to_string()
+        } else {
+            format!("delete or rename it, then run `rolecall refresh {name}`")
+        };
+        out.push(check(
+            "credentials file",
+            Verdict::Fail,
+            format!(
+                "[{name}] in {} was written by you, not Rolecall, so profile {name} cannot be \
+                 renewed there; {fix}",
+                cred_path.display()
+            ),
+        ));
+    }
+
     let managed: Vec<String> = crate::credfile::inspect(&text)
         .sections
         .into_iter()

@@ -1,5 +1,6 @@
-//! `rolecall import [--dry-run]`: role profiles of ~/.aws/config into Rolecall's config, and
-//! their role keys there commented out so that the AWS tools use Rolecall's credentials.
+//! `rolecall import [--dry-run]`: role profiles of ~/.aws/config and ~/.aws/credentials into
+//! Rolecall's config, and their role keys there commented out (their credentials-file
+//! sections taken over) so that the AWS tools use Rolecall's credentials.
 
 use rolecall_core::config::Paths;
 use rolecall_core::engine::LineChange;
@@ -13,11 +14,13 @@ pub async fn run(paths: Paths, args: ImportArgs) -> anyhow::Result<u8> {
     let plan = &outcome.plan;
     let aws = outcome.aws_config.display();
     let verb = if args.dry_run { "would add" } else { "added" };
+    let credentials = outcome.credentials_file.display();
     let nothing = plan.sources.is_empty()
         && plan.profiles.is_empty()
-        && outcome.aws_config_changes.is_empty();
+        && outcome.aws_config_changes.is_empty()
+        && outcome.credentials_file_changes.is_empty();
     if nothing {
-        outln!("nothing to import from {aws}");
+        outln!("nothing to import from {aws} or {credentials}");
     }
     for s in &plan.sources {
         outln!(
@@ -40,6 +43,9 @@ pub async fn run(paths: Paths, args: ImportArgs) -> anyhow::Result<u8> {
     for (name, what) in &plan.changed {
         outln!("changed {name}: {what}");
     }
+    for (name, what) in &plan.unmapped {
+        outln!("not mapped in {name}: {what}");
+    }
     for (name, why) in &plan.skipped {
         outln!("skipped {name}: {why}");
     }
@@ -56,6 +62,19 @@ pub async fn run(paths: Paths, args: ImportArgs) -> anyhow::Result<u8> {
             (None, false) => outln!("changed {aws}: {what}"),
         }
         print_changes(&outcome.aws_config_changes);
+    }
+    if !outcome.credentials_file_changes.is_empty() {
+        let what = "the sections of the imported role profiles become Rolecall's (their role \
+                    keys become comments, the marker x_rolecall_managed goes in), so that the \
+                    next refresh writes their credentials there; every other section stays as \
+                    it is";
+        let verb = if args.dry_run {
+            "would change"
+        } else {
+            "changed"
+        };
+        outln!("{verb} {credentials}: {what}");
+        print_changes(&outcome.credentials_file_changes);
     }
     if args.dry_run {
         if !nothing {
@@ -77,7 +96,10 @@ pub async fn run(paths: Paths, args: ImportArgs) -> anyhow::Result<u8> {
             );
         }
     }
-    if !plan.profiles.is_empty() || !outcome.aws_config_changes.is_empty() {
+    if !plan.profiles.is_empty()
+        || !outcome.aws_config_changes.is_empty()
+        || !outcome.credentials_file_changes.is_empty()
+    {
         outln!(
             "next: rolecall refresh   (asks for an MFA code if a session needs one, then writes \
              the profiles' credentials, which the AWS CLI uses: aws --profile NAME …)"
@@ -104,7 +126,9 @@ fn print_changes(changes: &[LineChange]) {
                     .unwrap_or_default()
             );
         }
-        outln!("-{}", change.old);
+        if !change.inserted {
+            outln!("-{}", change.old);
+        }
         outln!("+{}", change.new);
         previous = Some(change);
     }

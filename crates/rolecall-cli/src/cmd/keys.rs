@@ -4,6 +4,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use rolecall_core::config::{Paths, SourceKind};
 use rolecall_core::credentials::{Credentials, KeyId};
+use rolecall_core::engine::{MfaChoice, MfaFrom};
 use rolecall_core::iam;
 use rolecall_core::timestamp;
 
@@ -65,14 +66,28 @@ pub async fn run(paths: Paths, keys: Keys) -> anyhow::Result<u8> {
             profile,
             as_name,
             scrub,
+            mfa_serial,
+            detect_mfa,
         } => {
+            let mfa = match (mfa_serial, detect_mfa) {
+                (Some(serial), _) => MfaChoice::Given(serial),
+                (None, true) => MfaChoice::Detect,
+                (None, false) => MfaChoice::FromFiles,
+            };
             let done = engine
-                .import_key(&profile, as_name.as_deref(), scrub)
+                .import_key(&profile, as_name.as_deref(), scrub, mfa)
                 .await?;
             outln!(
                 "stored the key of [{profile}] as source {} in the keychain",
                 done.source
             );
+            match &done.mfa_serial {
+                Some((serial, MfaFrom::Detected)) => outln!("found MFA device {serial}"),
+                Some((serial, MfaFrom::Profile(from))) => {
+                    outln!("MFA device {serial} (the mfa_serial of [{from}])");
+                }
+                _ => {}
+            }
             if done.scrubbed {
                 outln!(
                     "removed [{profile}] from {}",

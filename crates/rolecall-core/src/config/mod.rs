@@ -30,7 +30,7 @@ pub use schema::{
 };
 pub use validate::{
     check_mfa_serial, check_name, check_role_arn, check_role_duration, check_session_duration,
-    format_duration,
+    format_duration, import_checks,
 };
 
 /// What went wrong with the configuration.

@@ -303,6 +303,50 @@ fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
     }
 }
 
+/// The checks `rolecall import` makes on the values it maps (the same ones a load makes), so
+/// a value the config would refuse is listed as not mapped instead of failing the import.
+pub mod import_checks {
+    use super::*;
+
+    /// A role profile's `duration` (15m to 12h; 1h when it assumes from another profile).
+    pub fn role_duration(d: Duration, chained: bool) -> Result<(), String> {
+        if chained {
+            check_range(d, MIN_DURATION, MAX_CHAINED_DURATION)
+                .map_err(|m| format!("{m} (role chaining is limited to 1h)"))
+        } else {
+            check_range(d, MIN_DURATION, MAX_ROLE_DURATION)
+        }
+    }
+
+    /// A source's `session_duration` (15m to 36h, and longer than `refresh_before`).
+    pub fn session_duration(d: Duration, refresh_before: Duration) -> Result<(), String> {
+        check_range(d, MIN_DURATION, MAX_SESSION_DURATION)?;
+        if d <= refresh_before {
+            return Err(format!(
+                "{} is not longer than refresh_before ({})",
+                format_duration(d),
+                format_duration(refresh_before)
+            ));
+        }
+        Ok(())
+    }
+
+    /// A `region`.
+    pub fn region(r: &str) -> Result<(), String> {
+        check_region(r)
+    }
+
+    /// An `external_id`.
+    pub fn external_id(x: &str) -> Result<(), String> {
+        check_chars(x, 2, 1224, "=,.@:/-")
+    }
+
+    /// A role `session_name`.
+    pub fn session_name(x: &str) -> Result<(), String> {
+        check_chars(x, 2, 64, "=,.@-")
+    }
+}
+
 /// Checks a source or profile name: it becomes an INI section name and a keychain account.
 pub fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()

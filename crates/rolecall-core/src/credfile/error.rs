@@ -10,14 +10,17 @@ use std::path::PathBuf;
 pub enum Error {
     /// The edit names a section that exists but was not written by rolecall.
     #[error(
-        "section [{name}] in {path} was not written by rolecall; rename it, or {advice}",
-        advice = hand_back(name)
+        "section [{name}] in {path} was not written by rolecall; {advice}",
+        advice = not_owned_advice(name, *role_profile)
     )]
     NotOwned {
         /// The section name.
         name: String,
         /// The credentials file.
         path: PathBuf,
+        /// It is a role profile of the user's (`role_arn` or `source_profile`, awscli_bastion's
+        /// layout): `rolecall import` takes it over (issue 17).
+        role_profile: bool,
     },
     /// The section carries rolecall's marker, but its content is no longer what rolecall wrote
     /// (its fingerprint does not match): someone edited it, by hand or with `aws configure set`,
@@ -215,6 +218,18 @@ pub enum Error {
 
 /// How to let rolecall take over the section `name`, naming only flags that exist: only `use`
 /// (which writes `[default]`) has `--adopt`; any other section is handed back by deleting it.
+fn not_owned_advice(name: &str, role_profile: bool) -> String {
+    if role_profile && name != "default" {
+        format!(
+            "it is a role profile (role_arn/source_profile): run \"rolecall import\", which \
+             moves its role into rolecall and takes the section over, then \"rolecall refresh \
+             {name}\"; or rename it"
+        )
+    } else {
+        format!("rename it, or {}", hand_back(name))
+    }
+}
+
 fn hand_back(name: &str) -> String {
     if name == "default" {
         "run \"rolecall use PROFILE --adopt\" to let rolecall manage it".to_owned()

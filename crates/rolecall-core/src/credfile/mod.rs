@@ -23,6 +23,9 @@
 //! ```ini
 //! [dev-admin]
 //! x_rolecall_managed = true
+//! x_rolecall_role = arn:aws:iam::222222222222:role/Admin
+//! x_rolecall_source = bastion
+//! x_rolecall_generated = 2026-11-22T02:06:26Z
 //! x_rolecall_expiration = 2026-11-22T03:06:26Z
 //! aws_access_key_id = ASIA...
 //! aws_secret_access_key = ...
@@ -37,8 +40,10 @@
 //! rolecall wrote; a marked section that someone changed since is the user's, and is never
 //! overwritten or removed ([`Error::Changed`]). A marked section without one, written by an
 //! older rolecall, is rolecall's.
-//! `x_rolecall_expiration` (RFC 3339, seconds, UTC), `aws_session_token` and `region` are left
-//! out when there is nothing to say. New text uses the file's line ending (CRLF if its first line
+//! `x_rolecall_role`, `x_rolecall_source` and `x_rolecall_generated` say where the credentials
+//! came from (the role, the source or profile, when written), for a person reading the file;
+//! nothing reads them back. `x_rolecall_expiration` (RFC 3339, seconds, UTC), `aws_session_token`,
+//! `region` and the provenance keys are left out when there is nothing to say. New text uses the file's line ending (CRLF if its first line
 //! ends in CRLF, else LF).
 //!
 //! # Spans, placement and round trips
@@ -88,6 +93,13 @@ pub use splice::{CREDENTIAL_PROCESS_KEY, ProfileSection, splice, splice_as, spli
 pub const MANAGED_KEY: &str = "x_rolecall_managed";
 /// The key that holds when a managed section's credentials expire (RFC 3339, seconds, UTC).
 pub const EXPIRATION_KEY: &str = "x_rolecall_expiration";
+/// Provenance (issue 17): the role a managed section's credentials are of (absent for a
+/// session-token profile). The SDKs ignore unknown keys, as they do [`MANAGED_KEY`].
+pub const ROLE_KEY: &str = "x_rolecall_role";
+/// Provenance: the source (or, chained, the profile) the credentials were made from.
+pub const SOURCE_KEY: &str = "x_rolecall_source";
+/// Provenance: when rolecall wrote the section (RFC 3339, seconds, UTC).
+pub const GENERATED_KEY: &str = "x_rolecall_generated";
 /// The key that holds a fingerprint of what rolecall wrote into a managed section (see
 /// `scan::fingerprint`): a section whose key lines no longer match it was changed by someone
 /// else and is the user's now.
@@ -115,6 +127,20 @@ pub struct Section {
     pub credentials: Credentials,
     /// Written as `region = …` when set.
     pub region: Option<String>,
+    /// Where the credentials came from, written as [`ROLE_KEY`], [`SOURCE_KEY`] and
+    /// [`GENERATED_KEY`] below the marker, so a reader of the file knows (issue 17).
+    pub provenance: Option<Provenance>,
+}
+
+/// Where a managed section's credentials came from (see [`Section::provenance`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    /// The role assumed; `None` for a session-token profile.
+    pub role: Option<String>,
+    /// The source, or for a chained profile the profile, it was made from.
+    pub source: String,
+    /// When the section was written.
+    pub generated: SystemTime,
 }
 
 /// Which of the two shared AWS files a text is: it decides how a profile's section header is
@@ -179,6 +205,20 @@ pub enum Edit<B: Block = Section> {
         /// The keys whose lines become comments.
         keys: Vec<String>,
     },
+    /// Take over the section of that name the user wrote, for `rolecall import` of a role
+    /// profile kept in the credentials file (awscli_bastion's layout, issue 17): the lines of
+    /// these keys become comments as with [`Edit::CommentOut`], and the line
+    /// `x_rolecall_managed = true` goes right below the header, so the section is rolecall's
+    /// from then on and the next refresh writes its credentials there. The commented-out lines
+    /// then follow rolecall's block, outside its span, so renewals keep them. Every other line
+    /// stays. A no-op when there is no such section or it is rolecall's already; a section
+    /// holding a long-lived key is [`Error::LongLivedKey`] (as adopting one is).
+    TakeOver {
+        /// The section name.
+        name: String,
+        /// The keys whose lines become comments.
+        keys: Vec<String>,
+    },
 }
 
 /// What starts a line [`Edit::CommentOut`] turned into a comment, before the line as it was.
@@ -188,7 +228,10 @@ impl<B: Block> Edit<B> {
     fn name(&self) -> &str {
         match self {
             Edit::Upsert { section, .. } => section.name(),
-            Edit::Remove { name } | Edit::Scrub { name } | Edit::CommentOut { name, .. } => name,
+            Edit::Remove { name }
+            | Edit::Scrub { name }
+            | Edit::CommentOut { name, .. }
+            | Edit::TakeOver { name, .. } => name,
         }
     }
 }
@@ -374,4 +417,43 @@ pub fn managed_credentials(text: &str, name: &str) -> Option<(Credentials, Optio
         expiration,
     };
     Some((credentials, f.region.map(str::to_owned)))
+}
+
+/// The values of `keys` (lower case) in each profile section of a file of that kind, in file
+/// order, with whether rolecall wrote the section: for `rolecall import`, which reads role
+/// settings from both shared files. Only the keys asked for are copied out, so a secret of
+/// the credentials file is never copied (ask for no secret key). Keys match
+/// case-insensitively, the last one of a section wins, empty values are left out.
+pub fn settings_of(kind: FileKind, text: &str, keys: &[&str]) -> Vec<ProfileSettings> {
+    let doc = Doc::parse(text, kind);
+    doc.profiles()
+        .map(|span| {
+            let mut values: Vec<(String, String)> = Vec::new();
+            for (key, value) in scan::options(text, span) {
+                let Some(wanted) = keys.iter().find(|k| k.eq_ignore_ascii_case(key)) else {
+                    continue;
+                };
+                values.retain(|(k, _)| k != wanted);
+                if !value.is_empty() {
+                    values.push(((*wanted).to_owned(), value.to_owned()));
+                }
+            }
+            ProfileSettings {
+                name: span.name.to_owned(),
+                managed: span.managed || span.changed,
+                values,
+            }
+        })
+        .collect()
+}
+
+/// Some settings of one profile section (see [`settings_of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileSettings {
+    /// The profile name.
+    pub name: String,
+    /// It carries rolecall's marker.
+    pub managed: bool,
+    /// The keys asked for that it has, with their values.
+    pub values: Vec<(String, String)>,
 }

@@ -8,8 +8,8 @@ use std::path::Path;
 use super::scan::{Doc, Kind, Span, classify, fields, fingerprint, indent_of, lines_from};
 use super::{
     ACCESS_KEY_ID, BOM, Block, COMMENTED_OUT_PREFIX, CONFIGPARSER_DEFAULT_SECTION, EXPIRATION_KEY,
-    Edit, Error, FINGERPRINT_KEY, FileKind, MANAGED_KEY, REGION, SECRET_ACCESS_KEY, SESSION_TOKEN,
-    Section, is_rfc3339_range,
+    Edit, Error, FINGERPRINT_KEY, FileKind, GENERATED_KEY, MANAGED_KEY, REGION, ROLE_KEY,
+    SECRET_ACCESS_KEY, SESSION_TOKEN, SOURCE_KEY, Section, is_rfc3339_range,
 };
 use zeroize::Zeroizing;
 
@@ -72,6 +72,17 @@ impl Sealed for Section {
         if c.expiration.is_some_and(|exp| !is_rfc3339_range(exp)) {
             return Err(invalid(EXPIRATION_KEY));
         }
+        if let Some(p) = &self.provenance {
+            if p.role.as_deref().is_some_and(|r| !is_writable_value(r)) {
+                return Err(invalid(ROLE_KEY));
+            }
+            if !is_writable_value(&p.source) {
+                return Err(invalid(SOURCE_KEY));
+            }
+            if !is_rfc3339_range(p.generated) {
+                return Err(invalid(GENERATED_KEY));
+            }
+        }
         Ok(())
     }
 
@@ -83,12 +94,27 @@ impl Sealed for Section {
                 .as_ref()
                 .map_or(0, |t| t.expose_secret().len())
             + self.region.as_ref().map_or(0, String::len)
+            + self.provenance.as_ref().map_or(0, |p| {
+                // three keys, ` = `, a time and line endings: well under 128 bytes
+                p.role.as_ref().map_or(0, String::len) + p.source.len() + 128
+            })
     }
 
     fn write_body(&self, out: &mut String, eol: &str) {
         let c = &self.credentials;
-        // Writing into a String cannot fail, and `validate_values` checked the expiration is
-        // in the range humantime formats.
+        // Writing into a String cannot fail, and `validate_values` checked the expiration and
+        // the generation time are in the range humantime formats.
+        if let Some(p) = &self.provenance {
+            if let Some(role) = &p.role {
+                let _ = write!(out, "{eol}{ROLE_KEY} = {role}");
+            }
+            let _ = write!(out, "{eol}{SOURCE_KEY} = {}", p.source);
+            let _ = write!(
+                out,
+                "{eol}{GENERATED_KEY} = {}",
+                humantime::format_rfc3339_seconds(p.generated)
+            );
+        }
         if let Some(exp) = c.expiration {
             let _ = write!(
                 out,
@@ -242,6 +268,26 @@ fn write_block<B: Block>(section: &B, out: &mut String, eol: &str, final_eol: bo
 /// would be its continuation, commented too), so no other line reads differently.
 fn comment_out(text: &str, span: &Span<'_>, keys: &[String], out: &mut String) {
     out.push_str(&text[span.start..span.body]);
+    comment_out_body(text, span, keys, out);
+}
+
+/// [`comment_out`] with the marker line right below the header ([`Edit::TakeOver`]): the
+/// section is rolecall's from then on.
+fn take_over(text: &str, span: &Span<'_>, keys: &[String], eol: &str, out: &mut String) {
+    out.push_str(&text[span.start..span.body]);
+    if !text[..span.body].ends_with('\n') {
+        out.push_str(eol);
+    }
+    out.push_str(MANAGED_KEY);
+    out.push_str(" = true");
+    if span.end > span.body || text[..span.body].ends_with('\n') {
+        out.push_str(eol);
+    }
+    comment_out_body(text, span, keys, out);
+}
+
+/// The body of `span` with the lines of `keys` turned into comments (see [`comment_out`]).
+fn comment_out_body(text: &str, span: &Span<'_>, keys: &[String], out: &mut String) {
     let mut key_indent: Option<usize> = None;
     let mut commenting = false;
     for line in lines_from(&text[..span.end], span.body) {
@@ -320,6 +366,8 @@ enum Fate<'e, B> {
     Remove,
     /// The user's section stays, with these keys' lines commented out.
     CommentOut(&'e [String]),
+    /// The user's section becomes rolecall's, with these keys' lines commented out.
+    TakeOver(&'e [String]),
 }
 
 impl<B> Clone for Fate<'_, B> {
@@ -436,6 +484,14 @@ fn splice_batch<B: Block>(
             _ => Error::NotOwned {
                 name: name.to_owned(),
                 path: path.to_owned(),
+                // (the credentials file's: import takes those sections over)
+                role_profile: B::KIND == FileKind::Credentials
+                    && plan.original.is_some_and(|i| {
+                        super::scan::options(text, &doc.sections[i]).any(|(key, _)| {
+                            key.eq_ignore_ascii_case("role_arn")
+                                || key.eq_ignore_ascii_case("source_profile")
+                        })
+                    }),
             },
         };
         // The original section still stands (possibly already rewritten by this batch).
@@ -494,6 +550,29 @@ fn splice_batch<B: Block>(
                     plan.fate = Fate::CommentOut(keys);
                 }
             }
+            Edit::TakeOver { keys, .. } => {
+                if plan.inserted.is_none()
+                    && foreign(plan)
+                    && let Some(index) = plan.original
+                {
+                    let span = &doc.sections[index];
+                    if let Some(key_id) = long_lived_key(text, span) {
+                        return Err(Error::LongLivedKey {
+                            name: name.to_owned(),
+                            path: path.to_owned(),
+                            key_tail: tail(key_id),
+                        });
+                    }
+                    if text[span.start..].starts_with(char::is_whitespace) {
+                        return Err(Error::IndentedHeader {
+                            name: name.to_owned(),
+                            path: path.to_owned(),
+                            line: text[..span.start].matches('\n').count() + 1,
+                        });
+                    }
+                    plan.fate = Fate::TakeOver(keys);
+                }
+            }
             Edit::Remove { .. } | Edit::Scrub { .. } => {
                 if plan.inserted.is_some() {
                     plan.inserted = None;
@@ -547,6 +626,9 @@ fn splice_batch<B: Block>(
                 Edit::Remove { .. } | Edit::Scrub { .. } => 0,
                 // at most every line of the file
                 Edit::CommentOut { .. } => COMMENTED_OUT_PREFIX.len() * (text.lines().count() + 1),
+                Edit::TakeOver { .. } => {
+                    COMMENTED_OUT_PREFIX.len() * (text.lines().count() + 1) + MANAGED_KEY.len() + 16
+                }
             })
             .sum::<usize>();
     let mut out = Zeroizing::new(String::with_capacity(capacity));
@@ -568,6 +650,10 @@ fn splice_batch<B: Block>(
             Fate::Remove => doc.separator_end(span).unwrap_or(span.end),
             Fate::CommentOut(keys) => {
                 comment_out(text, span, keys, &mut out);
+                span.end
+            }
+            Fate::TakeOver(keys) => {
+                take_over(text, span, keys, doc.eol, &mut out);
                 span.end
             }
             Fate::Keep => span.start,

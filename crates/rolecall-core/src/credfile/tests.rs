@@ -356,6 +356,7 @@ fn region_and_no_expiry_and_no_token_are_written_as_documented() {
             expiration: None,
         },
         region: Some("eu-west-1".into()),
+        provenance: None,
     };
     let out = apply(
         "",
@@ -857,6 +858,12 @@ fn rust_sdk(text: &str) -> Result<Profiles, String> {
 fn managed_profile(tag: u8, region: bool) -> BTreeMap<String, String> {
     let mut p: BTreeMap<String, String> = [
         ("x_rolecall_managed", "true".to_owned()),
+        (
+            "x_rolecall_role",
+            format!("arn:aws:iam::222222222222:role/{tag}"),
+        ),
+        ("x_rolecall_source", "bastion".to_owned()),
+        ("x_rolecall_generated", GENERATED_TEXT.to_owned()),
         ("x_rolecall_expiration", EXP_TEXT.to_owned()),
         ("aws_access_key_id", format!("ASIA{tag}EXAMPLE")),
         ("aws_secret_access_key", format!("secret/{tag}+KEY")),
@@ -871,6 +878,9 @@ fn managed_profile(tag: u8, region: bool) -> BTreeMap<String, String> {
     // written in this order, so hashed in it
     let order = [
         "x_rolecall_managed",
+        "x_rolecall_role",
+        "x_rolecall_source",
+        "x_rolecall_generated",
         "x_rolecall_expiration",
         "aws_access_key_id",
         "aws_secret_access_key",
@@ -1192,4 +1202,93 @@ fn issue_14_static_key_takes_an_akia_key_beside_a_stale_session_token() {
     assert_eq!(c.access_key_id, "AKIAIOSFODNN7EXAMPLE");
     assert_eq!(c.secret_access_key.expose_secret(), "usersecret");
     assert!(c.session_token.is_none());
+}
+
+/// Issue 17: `rolecall import` takes over a role profile the user kept in the credentials file:
+/// its role keys become comments, the marker goes below the header, nothing else changes; the
+/// next upsert writes Rolecall's block there and the comments stay below it; a second take-over
+/// is a no-op; a section with a long-lived key is refused.
+#[test]
+fn issue_17_take_over_marks_a_role_section_and_upserts_keep_its_comments() {
+    let keys: Vec<String> = ["role_arn", "source_profile"]
+        .iter()
+        .map(|k| (*k).to_string())
+        .collect();
+    let take = |name: &str| Edit::TakeOver {
+        name: name.into(),
+        keys: keys.clone(),
+    };
+    let user = "# mine\r\n[dev]\r\nrole_arn = arn:aws:iam::1:role/A\r\n  ; note\r\nsource_profile = b\r\n\r\n[x]\r\ny = 1\r\n";
+    let taken = apply(user, &[take("dev")]);
+    assert_eq!(
+        taken,
+        "# mine\r\n[dev]\r\nx_rolecall_managed = true\r\n\
+         # moved to rolecall: role_arn = arn:aws:iam::1:role/A\r\n  ; note\r\n\
+         # moved to rolecall: source_profile = b\r\n\r\n[x]\r\ny = 1\r\n"
+    );
+    assert_eq!(managed_names(&taken), ["dev"]);
+    assert_eq!(apply(&taken, &[take("dev")]), taken);
+    let renewed = apply(&taken, &[upsert("dev", "A")]);
+    assert_eq!(
+        renewed,
+        expand("# mine\r\n<dev:A:crlf>")
+            + "# moved to rolecall: role_arn = arn:aws:iam::1:role/A\r\n  ; note\r\n\
+               # moved to rolecall: source_profile = b\r\n\r\n[x]\r\ny = 1\r\n"
+    );
+    // the same again changes nothing; removing it leaves the user's comments and sections
+    assert_eq!(apply(&renewed, &[upsert("dev", "A")]), renewed);
+    assert_eq!(
+        apply(&renewed, &[remove("dev")]),
+        "# mine\r\n# moved to rolecall: role_arn = arn:aws:iam::1:role/A\r\n  ; note\r\n\
+         # moved to rolecall: source_profile = b\r\n\r\n[x]\r\ny = 1\r\n"
+    );
+    // a header on the last line, without a newline
+    assert_eq!(
+        apply("[dev]", &[take("dev")]),
+        "[dev]\nx_rolecall_managed = true"
+    );
+    let err = splice(
+        "[dev]\naws_access_key_id = AKIAEXAMPLE\naws_secret_access_key = s\nrole_arn = a\n",
+        &[take("dev")],
+        path(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::LongLivedKey { .. }), "{err:?}");
+}
+
+/// Issue 17: a user's role profile in the credentials file where a Rolecall profile is to be
+/// written: the message says to run `rolecall import` (which takes it over), never a flag
+/// `refresh` does not have; another section of the user's keeps the old advice.
+#[test]
+fn issue_17_not_owned_points_a_role_section_at_import() {
+    let msg = |text: &str| {
+        splice(text, &[upsert("dev", "A")], path())
+            .unwrap_err()
+            .to_string()
+    };
+    let role = msg("[dev]\nrole_arn = arn:aws:iam::1:role/A\nsource_profile = b\n");
+    assert!(role.contains("run \"rolecall import\""), "{role}");
+    assert!(!role.contains("--adopt"), "{role}");
+    let plain = msg("[dev]\nregion = x\n");
+    assert!(
+        plain.contains("delete it and run \"rolecall refresh dev\""),
+        "{plain}"
+    );
+    assert!(!plain.contains("rolecall import"), "{plain}");
+    // the config file's sections are not taken over by import: no such advice there
+    let config = super::splice_config(
+        "[profile dev]\nrole_arn = arn:aws:iam::1:role/A\n",
+        &[Edit::Upsert {
+            section: ProfileSection {
+                name: "dev".into(),
+                region: Some("eu-west-1".into()),
+                credential_process: None,
+            },
+            adopt: false,
+        }],
+        path(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(!config.contains("rolecall import"), "{config}");
 }

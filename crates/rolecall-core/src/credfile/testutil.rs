@@ -3,11 +3,13 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{Credentials, Edit, SecretString, Section, inspect, splice};
+use super::{Credentials, Edit, Provenance, SecretString, Section, inspect, splice};
 
 pub(crate) const PATH: &str = "/home/user/.aws/credentials";
 /// `humantime::format_rfc3339_seconds` of [`expiration`].
 pub(crate) const EXP_TEXT: &str = "2026-11-22T03:06:26Z";
+/// The time [`section`]'s provenance says it was written: an hour before [`expiration`].
+pub(crate) const GENERATED_TEXT: &str = "2026-11-22T02:06:26Z";
 
 pub(crate) fn path() -> &'static Path {
     Path::new(PATH)
@@ -31,6 +33,11 @@ pub(crate) fn section(name: &str, tag: &str) -> Section {
         name: name.to_owned(),
         credentials: creds(tag),
         region: None,
+        provenance: Some(Provenance {
+            role: Some(format!("arn:aws:iam::222222222222:role/{tag}")),
+            source: "bastion".to_owned(),
+            generated: expiration() - Duration::from_secs(3600),
+        }),
     }
 }
 
@@ -73,15 +80,21 @@ pub(crate) fn block(name: &str, tag: &str, eol: &str) -> String {
     let id = format!("ASIA{tag}EXAMPLE");
     let secret = format!("secret/{tag}+KEY");
     let token = format!("token{tag}//===");
+    let role = format!("arn:aws:iam::222222222222:role/{tag}");
     let fp = fingerprint_of(&[
         ("x_rolecall_managed", "true"),
+        ("x_rolecall_role", &role),
+        ("x_rolecall_source", "bastion"),
+        ("x_rolecall_generated", GENERATED_TEXT),
         ("x_rolecall_expiration", EXP_TEXT),
         ("aws_access_key_id", &id),
         ("aws_secret_access_key", &secret),
         ("aws_session_token", &token),
     ]);
     format!(
-        "[{name}]{eol}x_rolecall_managed = true{eol}x_rolecall_expiration = {EXP_TEXT}{eol}\
+        "[{name}]{eol}x_rolecall_managed = true{eol}x_rolecall_role = {role}{eol}\
+         x_rolecall_source = bastion{eol}x_rolecall_generated = {GENERATED_TEXT}{eol}\
+         x_rolecall_expiration = {EXP_TEXT}{eol}\
          aws_access_key_id = {id}{eol}aws_secret_access_key = {secret}{eol}\
          aws_session_token = {token}{eol}x_rolecall_fingerprint = {fp}{eol}"
     )

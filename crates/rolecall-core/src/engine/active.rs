@@ -28,6 +28,7 @@ pub(super) fn mirror(
     profile: &str,
     creds: Option<Credentials>,
     region: Option<String>,
+    provenance: Option<credfile::Provenance>,
     adopt: bool,
 ) -> Option<(Edit, Option<SystemTime>)> {
     let in_file = credfile::managed_credentials(text, profile).map(|(c, _)| c);
@@ -37,7 +38,10 @@ pub(super) fn mirror(
         (None, file) => file?,
     };
     let exp = creds.expiration;
-    Some((upsert(DEFAULT_SECTION, &creds, region, adopt), exp))
+    Some((
+        upsert(DEFAULT_SECTION, &creds, region, provenance, adopt),
+        exp,
+    ))
 }
 
 impl EngineHandle {
@@ -70,8 +74,15 @@ impl EngineHandle {
             Some((name, (creds, region))) => {
                 // a pass may have renewed the profile between `credentials` and the lock
                 let text = self.file_op(|f| f.read()).await?;
-                let (edit, exp) = mirror(&text, name, Some(creds), region, adopt)
-                    .ok_or_else(|| Error::Internal(format!("no credentials of {name}")))?;
+                let (edit, exp) = mirror(
+                    &text,
+                    name,
+                    Some(creds),
+                    region,
+                    super::provenance(&config, name),
+                    adopt,
+                )
+                .ok_or_else(|| Error::Internal(format!("no credentials of {name}")))?;
                 self.file_op(move |f| f.apply(&[edit])).await?;
                 exp
             }
@@ -277,6 +288,7 @@ impl EngineHandle {
             .as_deref()
             .and_then(|a| new.region(a))
             .map(str::to_string);
+        let provenance = mirror.as_deref().and_then(|a| super::provenance(&new, a));
         if !gone.is_empty() || mirror.is_some() {
             // from the file of the config in force: that is where those sections are
             let file = self.credentials_file();
@@ -297,7 +309,8 @@ impl EngineHandle {
                     .any(|s| s.name == DEFAULT_SECTION && !s.managed);
                 if let Some(active) = mirror
                     && !users_default
-                    && let Some((edit, _)) = self::mirror(&text, &active, None, region, false)
+                    && let Some((edit, _)) =
+                        self::mirror(&text, &active, None, region, provenance, false)
                 {
                     edits.push(edit);
                 }
@@ -371,6 +384,7 @@ mod tests {
                     expiration: Some(SystemTime::now() + secs(3600)),
                 },
                 region: None,
+                provenance: None,
             },
             adopt: false,
         }
@@ -405,6 +419,7 @@ role_arn = "arn:aws:iam::222222222222:role/B"
                     expiration: Some(SystemTime::now() + secs(3600)),
                 },
                 region: None,
+                provenance: None,
             },
             adopt: false,
         };

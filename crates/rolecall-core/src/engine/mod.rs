@@ -40,7 +40,7 @@ mod status;
 pub use crate::status::{ProfileStatus, State};
 pub use active::Cleared;
 pub use keys::{IamUserInfo, Rotated};
-pub use setup::{ImportOutcome, KeyImport, LineChange};
+pub use setup::{ImportOutcome, KeyImport, LineChange, MfaChoice, MfaFrom};
 pub(crate) use status::orphans;
 
 /// Name of the section that mirrors the active profile.
@@ -475,13 +475,34 @@ pub(crate) fn check_mfa_code(code: &str) -> Result<(), Error> {
     }
 }
 
-pub(crate) fn upsert(name: &str, creds: &Credentials, region: Option<String>, adopt: bool) -> Edit {
+pub(crate) fn upsert(
+    name: &str,
+    creds: &Credentials,
+    region: Option<String>,
+    provenance: Option<credfile::Provenance>,
+    adopt: bool,
+) -> Edit {
     Edit::Upsert {
         section: Section {
             name: name.to_string(),
             credentials: creds.clone(),
             region,
+            provenance,
         },
         adopt,
     }
+}
+
+/// Where profile `name`'s credentials come from, written into its managed section (issue 17):
+/// its role, its source (or the profile it assumes from), and now.
+pub(crate) fn provenance(
+    config: &crate::config::Config,
+    name: &str,
+) -> Option<credfile::Provenance> {
+    let p = config.profiles.get(name)?;
+    Some(credfile::Provenance {
+        role: p.role_arn.clone(),
+        source: p.source.clone(),
+        generated: std::time::SystemTime::now(),
+    })
 }

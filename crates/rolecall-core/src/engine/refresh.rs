@@ -423,11 +423,23 @@ impl EngineHandle {
             let region = config.region(name).map(str::to_string);
             edits.push((
                 name,
-                upsert(name, &creds.credentials, region.clone(), false),
+                upsert(
+                    name,
+                    &creds.credentials,
+                    region.clone(),
+                    super::provenance(&config, name),
+                    false,
+                ),
             ));
             if active == Some(name.as_str())
-                && let Some((edit, _)) =
-                    active::mirror(&text, name, Some(creds.credentials.clone()), region, false)
+                && let Some((edit, _)) = active::mirror(
+                    &text,
+                    name,
+                    Some(creds.credentials.clone()),
+                    region,
+                    super::provenance(&config, name),
+                    false,
+                )
             {
                 edits.push((name, edit));
             }

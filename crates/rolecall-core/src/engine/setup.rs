@@ -24,6 +24,12 @@ pub struct ImportOutcome {
     pub aws_config_changes: Vec<LineChange>,
     /// Where the AWS config file was kept as it was before it changed.
     pub backup: Option<PathBuf>,
+    /// The credentials file read (and changed).
+    pub credentials_file: PathBuf,
+    /// The lines of the credentials file changed (or to be) by taking over the role profiles
+    /// kept there: role keys commented out, Rolecall's marker added. Only those lines, never
+    /// a line with a secret. No backup is made of that file: it holds the user's keys.
+    pub credentials_file_changes: Vec<LineChange>,
     /// The new sources whose long-lived key sits in the credentials file (for `rolecall keys
     /// import NAME --scrub`); the others need `rolecall keys add NAME`.
     pub keys_in_credentials_file: Vec<String>,
@@ -41,6 +47,8 @@ pub struct LineChange {
     pub old: String,
     /// The line after.
     pub new: String,
+    /// The line is new (`old` is empty): added after the line before.
+    pub inserted: bool,
 }
 
 /// The lines that differ between two texts with the same lines but for some replaced in
@@ -61,7 +69,47 @@ fn line_changes(old: &str, new: &str) -> Vec<LineChange> {
                 section: section.clone(),
                 old: trim(o),
                 new: trim(n),
+                inserted: false,
             });
+        }
+    }
+    out
+}
+
+/// The lines changed by [`Edit::TakeOver`]: lines replaced in place (comments) and marker
+/// lines inserted; every other line is the same in both texts, in the same order. Line
+/// numbers are the new text's.
+fn take_over_changes(old: &str, new: &str) -> Vec<LineChange> {
+    let trim = |l: &str| l.strip_suffix('\r').unwrap_or(l).to_string();
+    let marker = format!("{} = true", credfile::MANAGED_KEY);
+    let old: Vec<&str> = old.split('\n').collect();
+    let mut section = None;
+    let mut out = Vec::new();
+    let mut i = 0;
+    for (index, n) in new.split('\n').enumerate() {
+        let t = n.trim();
+        if t.starts_with('[') && t.contains(']') {
+            section = Some(trim(t));
+        }
+        let o = old.get(i).copied();
+        if o == Some(n) {
+            i += 1;
+            continue;
+        }
+        let inserted = trim(n) == marker;
+        out.push(LineChange {
+            line: index + 1,
+            section: section.clone(),
+            old: if inserted {
+                String::new()
+            } else {
+                o.map(trim).unwrap_or_default()
+            },
+            new: trim(n),
+            inserted,
+        });
+        if !inserted {
+            i += 1;
         }
     }
     out
@@ -88,32 +136,106 @@ pub struct KeyImport {
     pub source: String,
     /// Whether the section was removed from the credentials file.
     pub scrubbed: bool,
+    /// The MFA device stored with it, and where it came from, when the import set one.
+    pub mfa_serial: Option<(String, MfaFrom)>,
+}
+
+/// Which MFA device `rolecall keys import` stores with the key (issue 17).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MfaChoice {
+    /// `--mfa-serial ARN`.
+    Given(String),
+    /// `--detect-mfa`: IAM ListMFADevices, signed with the key.
+    Detect,
+    /// Neither: the source's own in Rolecall's config, else the one the AWS files give the
+    /// imported section (see [`mfa_in_files`]).
+    FromFiles,
+}
+
+/// Where the MFA device stored by `rolecall keys import` came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MfaFrom {
+    /// `--mfa-serial`.
+    Flag,
+    /// IAM ListMFADevices.
+    Detected,
+    /// A profile of the AWS files: its name.
+    Profile(String),
+}
+
+/// The MFA device the AWS files give the key of `profile`: its own `mfa_serial`, else that of
+/// the only device named by the profiles using it as their `source_profile` (awscli_bastion's
+/// `[bastion-sts]`, or role profiles as aws-runas reads them), with the profile it was found
+/// in. `None` when there is none, or the profiles name several devices.
+fn mfa_in_files(
+    aws: &std::collections::BTreeMap<String, crate::awsconfig::AwsProfile>,
+    profile: &str,
+) -> Option<(String, String)> {
+    if let Some(own) = aws.get(profile).and_then(|p| p.mfa_serial.clone()) {
+        return Some((own, profile.to_string()));
+    }
+    let found: Vec<(&String, &String)> = aws
+        .iter()
+        .filter(|(_, p)| p.source_profile.as_deref() == Some(profile))
+        .filter_map(|(name, p)| p.mfa_serial.as_ref().map(|m| (name, m)))
+        .collect();
+    let first = found.first()?;
+    found
+        .iter()
+        .all(|(_, m)| *m == first.1)
+        .then(|| (first.1.clone(), first.0.clone()))
 }
 
 impl EngineHandle {
     /// Copies the static key of credentials-file section `profile` into the keychain as source
     /// `as_name` (default: the same name). With `scrub`, removes the section afterwards, but
     /// only once the key has been read back from the keychain and matches.
+    ///
+    /// The MFA device stored with it: `mfa` (see [`MfaChoice`]); by default the source's own,
+    /// else the one the AWS files give the section (its own `mfa_serial`, else that of the
+    /// profiles using it as `source_profile`, in either file).
     pub async fn import_key(
         &self,
         profile: &str,
         as_name: Option<&str>,
         scrub: bool,
+        mfa: MfaChoice,
     ) -> Result<KeyImport, Error> {
         let source = as_name.unwrap_or(profile).to_string();
+        self.ensure_keychain_source(&source)?;
         let text = self.file_op(|f| f.read()).await?;
         let path = self.credentials_file().path().to_path_buf();
         let key = credfile::static_key(&text, profile, &path)?;
-        let mfa = self
+        let configured = self
             .config()
             .sources
             .get(&source)
             .and_then(|s| s.mfa_serial.clone());
-        self.add_key(&source, key.clone(), mfa).await?;
+        let mfa = match mfa {
+            MfaChoice::Given(serial) => Some((serial, MfaFrom::Flag)),
+            MfaChoice::Detect => Some((
+                self.detect_mfa_serial(&source, &key).await?,
+                MfaFrom::Detected,
+            )),
+            MfaChoice::FromFiles if configured.is_some() => None,
+            MfaChoice::FromFiles => {
+                let aws_path = self.inner.paths.aws_config_file.clone();
+                let aws_text = std::fs::read_to_string(&aws_path).unwrap_or_default();
+                let config_profiles = crate::awsconfig::parse(&aws_text).unwrap_or_default();
+                let aws = crate::awsconfig::merge(
+                    config_profiles,
+                    crate::awsconfig::parse_credentials(&text),
+                );
+                mfa_in_files(&aws, profile).map(|(m, from)| (m, MfaFrom::Profile(from)))
+            }
+        };
+        self.add_key(&source, key.clone(), mfa.as_ref().map(|(m, _)| m.clone()))
+            .await?;
         if !scrub {
             return Ok(KeyImport {
                 source,
                 scrubbed: false,
+                mfa_serial: mfa,
             });
         }
         let back = self.source_key(&source).await?;
@@ -136,6 +258,7 @@ impl EngineHandle {
         Ok(KeyImport {
             source,
             scrubbed: true,
+            mfa_serial: mfa,
         })
     }
 
@@ -222,21 +345,37 @@ impl EngineHandle {
                 message,
             })
         })?;
+        let credentials = self.read_credentials_text().await.unwrap_or_default();
+        let aws = crate::awsconfig::merge(aws, crate::awsconfig::parse_credentials(&credentials));
         let plan = crate::awsconfig::plan_import(&aws, &self.config());
+        let role_keys = || -> Vec<String> {
+            crate::awsconfig::ROLE_KEYS
+                .iter()
+                .map(|k| (*k).to_string())
+                .collect()
+        };
         let edits: Vec<Edit<ProfileSection>> = plan
             .unshadow
             .iter()
             .map(|name| Edit::CommentOut {
                 name: name.clone(),
-                keys: crate::awsconfig::ROLE_KEYS
-                    .iter()
-                    .map(|k| (*k).to_string())
-                    .collect(),
+                keys: role_keys(),
             })
             .collect();
         let new_text = credfile::splice_config(&text, &edits, &aws_path)?;
         let aws_config_changes = line_changes(&text, &new_text);
-        let credentials = self.read_credentials_text().await.unwrap_or_default();
+        let credentials_path = self.credentials_file().path().to_path_buf();
+        let takeovers: Vec<Edit> = plan
+            .take_over
+            .iter()
+            .map(|name| Edit::TakeOver {
+                name: name.clone(),
+                keys: role_keys(),
+            })
+            .collect();
+        let new_credentials = credfile::splice(&credentials, &takeovers, &credentials_path)?;
+        let credentials_file_changes = take_over_changes(&credentials, &new_credentials);
+        drop(new_credentials);
         let keys_in_credentials_file = plan
             .sources
             .iter()
@@ -250,6 +389,8 @@ impl EngineHandle {
             aws_config: aws_path.clone(),
             aws_config_changes,
             backup: None,
+            credentials_file: credentials_path,
+            credentials_file_changes,
             keys_in_credentials_file,
         };
         if dry_run {
@@ -269,6 +410,10 @@ impl EngineHandle {
                             &[
                                 ("mfa_serial", s.mfa_serial.clone()),
                                 ("region", s.region.clone()),
+                                (
+                                    "session_duration",
+                                    s.session_duration.map(config::format_duration),
+                                ),
                             ],
                         );
                     }
@@ -279,11 +424,7 @@ impl EngineHandle {
                             &[
                                 ("source", Some(n.source.clone())),
                                 ("role_arn", Some(n.role_arn.clone())),
-                                (
-                                    "duration",
-                                    n.duration
-                                        .map(|d| humantime::format_duration(d).to_string()),
-                                ),
+                                ("duration", n.duration.map(config::format_duration)),
                                 ("region", n.region.clone()),
                                 ("external_id", n.external_id.clone()),
                                 ("session_name", n.session_name.clone()),
@@ -304,6 +445,9 @@ impl EngineHandle {
             })
             .await??;
             outcome.backup = changed.then_some(backup);
+        }
+        if !takeovers.is_empty() {
+            self.file_op(move |f| f.apply(&takeovers)).await?;
         }
         Ok(outcome)
     }
