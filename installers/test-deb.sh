@@ -206,9 +206,9 @@ in_session() { # bash script, run inside a private session bus with the keyring 
     '"$1" 2> >(grep -vE '^dbus-daemon\[' >&2)
 }
 mkdir -p "$home/.aws"
-printf '[personal]\naws_access_key_id = AKIAUSERSOWNKEY00001\naws_secret_access_key = users-own\n' \
+printf '[personal]\naws_access_key_id = AKIAI44QH8DHBEXAMPLE\naws_secret_access_key = users-own\n' \
   >"$home/.aws/credentials"
-in_session 'printf "AKIAPACKAGETEST00001\nsecret-of-the-test\n" | rolecall keys add work >/dev/null
+in_session 'printf "AKIAIOSFODNN7EXAMPLE\nsecret-of-the-test\n" | rolecall keys add work >/dev/null
   rolecall keys list' | grep -q work || fail "the installed rolecall did not store a key"
 for f in "$home/.config/rolecall/config.toml" "$home/.aws/credentials"; do
   [ -s "$f" ] || fail "no $f to keep"
